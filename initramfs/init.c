@@ -1,0 +1,75 @@
+/*
+ * /init: the tiny static pre-init. The kernel starts /init with nothing mounted, and a Bun
+ * standalone executable aborts without /proc ("no /proc/self/exe available"), so this mounts
+ * /proc, /sys and devtmpfs on /dev, then execs /inetboot with the same argv and environment.
+ * If that fails it says why and halts: returning from init would panic the kernel.
+ * Raw syscalls, no libc: the binary stays a few KB.
+ */
+typedef unsigned long u64;
+
+#define SYS_write 1
+#define SYS_open 2
+#define SYS_close 3
+#define SYS_dup2 33
+#define SYS_execve 59
+#define SYS_mkdir 83
+#define SYS_mount 165
+#define SYS_reboot 169
+#define SYS_pause 34
+#define O_RDWR 2
+#define EEXIST 17
+#define EBUSY 16
+
+static long sys6(long n, long a, long b, long c, long d, long e) {
+	long ret;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
+	return ret;
+}
+#define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0)
+
+static unsigned slen(const char *s) { unsigned n = 0; while (s[n]) n++; return n; }
+static void say(const char *s) { sys3(SYS_write, 2, s, slen(s)); }
+static void say_num(long v) {
+	char buf[24]; int i = 23; buf[i] = 0;
+	if (v < 0) v = -v;
+	do { buf[--i] = '0' + v % 10; v /= 10; } while (v && i > 0);
+	say(buf + i);
+}
+
+static void mount_one(const char *src, const char *dst, const char *type) {
+	long r = sys3(SYS_mkdir, dst, 0755, 0);
+	(void)r;
+	r = sys6(SYS_mount, (long)src, (long)dst, (long)type, 0x2 /* MS_NOSUID */, 0);
+	if (r < 0 && r != -EBUSY) { say("init: mount "); say(dst); say(" failed: errno "); say_num(r); say("\n"); }
+}
+
+static void halt(void) {
+	say("init: halting (the rescue path needs /inetboot; rebuild the initramfs)\n");
+	sys6(SYS_reboot, 0xfee1dead, 672274793, 0xcdef0123 /* HALT */, 0, 0);
+	for (;;) sys6(SYS_pause, 0, 0, 0, 0, 0);
+}
+
+int main(int argc, char **argv, char **envp) {
+	(void)argc;
+	mount_one("proc", "/proc", "proc");
+	mount_one("sysfs", "/sys", "sysfs");
+	mount_one("devtmpfs", "/dev", "devtmpfs");
+	/* Without /dev/console in the archive the kernel gave us no stdio: open it now. */
+	if (sys3(SYS_write, 1, "", 0) < 0) {
+		long fd = sys3(SYS_open, "/dev/console", O_RDWR, 0);
+		if (fd >= 0) { sys3(SYS_dup2, fd, 0, 0); sys3(SYS_dup2, fd, 1, 0); sys3(SYS_dup2, fd, 2, 0); if (fd > 2) sys3(SYS_close, fd, 0, 0); }
+	}
+	const char *agent = "/inetboot";
+	argv[0] = (char *)agent;
+	long r = sys3(SYS_execve, agent, argv, envp);
+	say("init: execve(/inetboot) failed: errno ");
+	say_num(r);
+	say(r == -2 ? " (ENOENT: missing file or its ELF interpreter/libraries)\n" : "\n");
+	halt();
+	return 0;
+}
+
+/* Entry point without libc: the stack holds argc, argv[], NULL, envp[]. */
+__asm__(".global _start\n_start:\n xor %rbp,%rbp\n mov (%rsp),%rdi\n lea 8(%rsp),%rsi\n lea 16(%rsp,%rdi,8),%rdx\n and $-16,%rsp\n call main\n ud2\n");

@@ -1,0 +1,114 @@
+// Module coldplug like udev: read every device's modalias under /sys, match modules.alias, load
+// the matches with their dependencies (deps first) via finit_module, and repeat while loading
+// made new devices appear (virtio_pci → virtio devices → virtio_net).
+import { existsSync, openSync, closeSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { finitModule, SysError } from "../sys/ffi.ts";
+import { parseModulesDep, depClosure, normalizeModuleName } from "../kmod/modules-dep.ts";
+import { parseModulesAlias, matchAliases } from "../kmod/modalias.ts";
+
+export interface ModuleTree {
+  dir: string; // /lib/modules/VER
+  dep: ReturnType<typeof parseModulesDep>;
+  aliases: ReturnType<typeof parseModulesAlias>;
+}
+
+export function kernelRelease(): string {
+  return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
+}
+
+export function openModuleTree(root = "/"): ModuleTree | null {
+  const dir = join(root, "lib/modules", kernelRelease());
+  if (!existsSync(join(dir, "modules.dep"))) return null;
+  const dep = parseModulesDep(readFileSync(join(dir, "modules.dep"), "utf8"));
+  const aliasFile = join(dir, "modules.alias");
+  const aliases = parseModulesAlias(existsSync(aliasFile) ? readFileSync(aliasFile, "utf8") : "");
+  return { dir, dep, aliases };
+}
+
+/** Names of loaded modules, from /proc/modules. */
+export function loadedModules(): Set<string> {
+  try {
+    return new Set(readFileSync("/proc/modules", "utf8").split("\n").filter(Boolean).map((l) => l.split(" ")[0]!));
+  } catch {
+    return new Set();
+  }
+}
+
+/** Every modalias string under /sys/bus/x/devices/y/modalias. */
+export function deviceModaliases(sys = "/sys"): string[] {
+  const out = new Set<string>();
+  let buses: string[] = [];
+  try {
+    buses = readdirSync(join(sys, "bus"));
+  } catch {
+    return [];
+  }
+  for (const bus of buses) {
+    let devs: string[] = [];
+    try {
+      devs = readdirSync(join(sys, "bus", bus, "devices"));
+    } catch {
+      continue;
+    }
+    for (const d of devs) {
+      try {
+        const m = readFileSync(join(sys, "bus", bus, "devices", d, "modalias"), "utf8").trim();
+        if (m) out.add(m);
+      } catch {
+        /* device without modalias */
+      }
+    }
+  }
+  return [...out];
+}
+
+export interface LoadResult {
+  loaded: string[];
+  failed: { name: string; error: string }[];
+}
+
+/** Loads one module and its dependencies (deps first). Already-loaded modules are skipped. */
+export function modprobe(tree: ModuleTree, name: string, result: LoadResult = { loaded: [], failed: [] }, params = ""): LoadResult {
+  const have = loadedModules();
+  const order = depClosure(tree.dep, normalizeModuleName(name));
+  for (const rel of order) {
+    const mod = normalizeModuleName(rel);
+    if (have.has(mod)) continue;
+    const path = join(tree.dir, rel);
+    let fd = -1;
+    try {
+      fd = openSync(path, "r");
+      finitModule(fd, mod === normalizeModuleName(name) ? params : "", mod);
+      result.loaded.push(mod);
+      have.add(mod);
+    } catch (e) {
+      if (e instanceof SysError && e.code === "EEXIST") continue;
+      result.failed.push({ name: mod, error: (e as Error).message });
+      break;
+    } finally {
+      if (fd >= 0) closeSync(fd);
+    }
+  }
+  return result;
+}
+
+/** Coldplug rounds until no new module loads (or `rounds` is reached). */
+export async function coldplug(tree: ModuleTree, extra: string[] = [], rounds = 4): Promise<LoadResult> {
+  const result: LoadResult = { loaded: [], failed: [] };
+  for (const m of extra) modprobe(tree, m, result);
+  const tried = new Set<string>();
+  for (let r = 0; r < rounds; r++) {
+    const wanted = new Set<string>();
+    for (const alias of deviceModaliases()) for (const m of matchAliases(tree.aliases, alias)) wanted.add(m);
+    const fresh = [...wanted].filter((m) => !tried.has(m));
+    if (fresh.length === 0) break;
+    for (const m of fresh) {
+      tried.add(m);
+      modprobe(tree, m, result);
+    }
+    // New buses (virtio) register their devices asynchronously; give them a moment.
+    await Bun.sleep(50);
+  }
+  return result;
+}

@@ -1,0 +1,32 @@
+// The event log: human lines through consola, and with inetboot.log=json one machine-readable line
+// `@inetboot {json}` per step on the console (names documented in docs/events.md; tests read them).
+import { consola } from "consola";
+
+const started = performance.now();
+let jsonLines = false;
+const sinks: ((line: string) => void)[] = [];
+
+export function enableJsonEvents(on = true) {
+  jsonLines = on;
+}
+/** Extra sinks (e.g. the boot timeline file); each gets the JSON line. */
+export function addEventSink(fn: (line: string) => void) {
+  sinks.push(fn);
+}
+
+export function uptime(): number {
+  return Math.round(performance.now() - started) / 1000;
+}
+
+export type EventFields = Record<string, unknown>;
+
+export function emit(ev: string, fields: EventFields = {}, human?: string) {
+  const rec = { t: uptime(), ev, ...fields };
+  const line = JSON.stringify(rec);
+  if (jsonLines) process.stdout.write(`@inetboot ${line}\n`);
+  for (const s of sinks) s(line);
+  if (human !== undefined) {
+    if (ev === "error") consola.error(human);
+    else consola.info(human);
+  }
+}

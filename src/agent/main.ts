@@ -1,0 +1,122 @@
+// The boot agent, PID 1 inside the initramfs: plan → modules → network → (later stages) → shell.
+// It must never exit; any fatal error is shown and the rescue shell opened.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { consola } from "consola";
+import { parsePlan, type BootPlan } from "../boot/cmdline.ts";
+import { emit, enableJsonEvents } from "./events.ts";
+import { forbidExit, startReaper } from "./pid1.ts";
+import { oneLine } from "../sys/errors.ts";
+import { mount } from "../sys/ffi.ts";
+import pkg from "../../package.json" with { type: "json" };
+
+function kernelUptime(): number {
+  try {
+    return Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+  } catch {
+    return -1;
+  }
+}
+
+/** Mounts the scratch filesystems the agent itself needs (pre-init did /proc, /sys, /dev). */
+function prepareFilesystems() {
+  for (const [dir, type, opts] of [
+    ["/run", "tmpfs", "mode=0755"],
+    ["/tmp", "tmpfs", "mode=1777"],
+  ] as const) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      mount(type, dir, type, 0x2 | 0x4, opts);
+    } catch (e) {
+      consola.warn(oneLine(e));
+    }
+  }
+  for (const dir of ["/etc", "/dev/pts"]) mkdirSync(dir, { recursive: true });
+}
+
+let shellOpen = false;
+
+/** Shows a fatal error as an `error` event and hands the console to the rescue shell. */
+export async function fatal(err: unknown, step = "boot") {
+  const msg = oneLine(err);
+  emit("error", { step, message: msg }, `${step}: ${msg}`);
+  await openShell(`${step} failed: ${msg}`);
+}
+
+async function openShell(reason?: string) {
+  if (shellOpen) return;
+  shellOpen = true;
+  try {
+    const { rescueShell } = await import("./shell/shell.ts");
+    await rescueShell(reason);
+  } catch (e) {
+    consola.error(`rescue shell: ${oneLine(e)}`);
+  }
+  // Input closed: PID 1 waits forever rather than exit (which would panic the kernel).
+  consola.warn("console input closed; the agent stays idle");
+  setInterval(() => {}, 1 << 30);
+}
+
+async function loadModules(plan: BootPlan) {
+  const { openModuleTree, coldplug } = await import("./coldplug.ts");
+  const tree = openModuleTree();
+  if (!tree) {
+    emit("modules.skip", { reason: "no modules.dep" }, "no kernel modules in this initramfs");
+    return;
+  }
+  const r = await coldplug(tree, plan.modules);
+  emit("modules.loaded", { loaded: r.loaded, failed: r.failed }, `modules: ${r.loaded.join(" ") || "none"}`);
+  for (const f of r.failed) consola.warn(`module ${f.name}: ${f.error}`);
+}
+
+async function bringUpNetwork(plan: BootPlan) {
+  const { setupNetwork } = await import("../net/setup.ts");
+  return setupNetwork(plan);
+}
+
+export async function runAgent() {
+  forbidExit((code) => {
+    consola.error(`something asked the agent to exit (code ${code}); PID 1 stays up`);
+    void openShell("exit requested");
+  });
+  process.on("uncaughtException", (e) => void fatal(e, "uncaught"));
+  process.on("unhandledRejection", (e) => void fatal(e, "uncaught"));
+
+  let cmdline = "";
+  try {
+    cmdline = readFileSync("/proc/cmdline", "utf8").trim();
+  } catch (e) {
+    consola.error(oneLine(e));
+  }
+  const plan = parsePlan(process.env.INETBOOT_CMDLINE ?? cmdline);
+  enableJsonEvents(plan.logJson);
+  emit("agent.start", { version: pkg.version, uptime: kernelUptime(), pid: process.pid, cmdline }, `inetboot ${pkg.version} starting`);
+  for (const w of plan.warnings) emit("warning", { message: w }, w);
+
+  try {
+    if (process.pid === 1) {
+      prepareFilesystems();
+      startReaper();
+    }
+    await loadModules(plan);
+    const net = await bringUpNetwork(plan);
+    void net;
+    if (plan.shell) return await openShell("inetboot.shell given");
+    if (plan.url || plan.root || plan.script) {
+      const { bootFromPlan } = await import("./boot.ts");
+      await bootFromPlan(plan);
+      return;
+    }
+    await openShell("nothing to boot: give inetboot.url=, inetboot.root= or inetboot.script=");
+  } catch (e) {
+    await fatal(e);
+  }
+}
+
+/** For tests and the rescue path: write a file without throwing. */
+export function tryWrite(path: string, data: string) {
+  try {
+    writeFileSync(path, data);
+  } catch {
+    /* best effort */
+  }
+}

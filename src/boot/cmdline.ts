@@ -1,0 +1,141 @@
+// Kernel command line → typed boot plan. Tokenizing follows the kernel's own rules
+// (lib/cmdline.c next_arg): spaces separate, double quotes group and are stripped, the first '='
+// splits name from value, `--` ends the kernel's part.
+
+export interface Param {
+  name: string;
+  value: string | undefined;
+}
+
+/** Splits a command line the way the kernel does. */
+export function tokenize(cmdline: string): Param[] {
+  const out: Param[] = [];
+  let i = 0;
+  const s = cmdline.replace(/\n$/, "");
+  while (i < s.length) {
+    while (i < s.length && /\s/.test(s[i]!)) i++;
+    if (i >= s.length) break;
+    let inQuote = false;
+    let tok = "";
+    while (i < s.length && (inQuote || !/\s/.test(s[i]!))) {
+      if (s[i] === '"') inQuote = !inQuote;
+      else tok += s[i];
+      i++;
+    }
+    const eq = tok.indexOf("=");
+    out.push(eq < 0 ? { name: tok, value: undefined } : { name: tok.slice(0, eq), value: tok.slice(eq + 1) });
+  }
+  return out;
+}
+
+export type CacheSpec =
+  | { kind: "auto" }
+  | { kind: "off" }
+  | { kind: "label"; value: string }
+  | { kind: "uuid"; value: string }
+  | { kind: "device"; value: string };
+
+export interface BootPlan {
+  /** Raw ip= value; parsed by the network layer (undefined = dhcp). */
+  ip?: string;
+  nodhcp: boolean;
+  url?: string;
+  root?: string;
+  rootfstype?: string;
+  rootpath?: string;
+  script?: string;
+  mirrors: string[];
+  cache: CacheSpec;
+  entry?: string;
+  shell: boolean;
+  logJson: boolean;
+  modules: string[];
+  record: boolean;
+  /** init= for the booted root. */
+  init?: string;
+  /** Parameters after `--`: passed to the init we exec. */
+  initArgs: string[];
+  /** Problems to report (unknown inetboot.* names, bad values); never fatal on their own. */
+  warnings: string[];
+}
+
+const KNOWN = new Set([
+  "url", "root", "rootfstype", "rootpath", "script", "mirror", "cache", "entry", "shell", "log", "modules", "record",
+]);
+
+function parseCache(v: string | undefined, warnings: string[]): CacheSpec {
+  if (v === undefined || v === "" || v === "auto") return { kind: "auto" };
+  if (v === "off" || v === "none") return { kind: "off" };
+  if (v.startsWith("LABEL=")) return { kind: "label", value: v.slice(6) };
+  if (v.startsWith("UUID=")) return { kind: "uuid", value: v.slice(5) };
+  if (v.startsWith("/dev/")) return { kind: "device", value: v };
+  warnings.push(`inetboot.cache=${v}: expected auto, off, LABEL=x, UUID=x or /dev/x; using auto`);
+  return { kind: "auto" };
+}
+
+function isUrl(v: string) {
+  return /^https?:\/\/[^\s/]+/.test(v);
+}
+
+/** Builds the plan from /proc/cmdline's text. Never throws: bad values become warnings. */
+export function parsePlan(cmdline: string): BootPlan {
+  const plan: BootPlan = {
+    nodhcp: false, mirrors: [], cache: { kind: "auto" }, shell: false, logJson: false, modules: [], record: false,
+    initArgs: [], warnings: [],
+  };
+  const params = tokenize(cmdline);
+  const dd = cmdline.split(/\s+/).indexOf("--");
+  let afterDashes = false;
+  const url = (name: string, v: string | undefined): string | undefined => {
+    if (!v) plan.warnings.push(`${name}: needs a URL`);
+    else if (!isUrl(v)) plan.warnings.push(`${name}=${v}: not an http(s) URL`);
+    else return v;
+    return undefined;
+  };
+  for (const { name, value } of params) {
+    if (afterDashes) {
+      plan.initArgs.push(value === undefined ? name : `${name}=${value}`);
+      continue;
+    }
+    if (name === "--" && value === undefined && dd >= 0) {
+      afterDashes = true;
+      continue;
+    }
+    switch (name) {
+      case "ip": plan.ip = value ?? ""; continue;
+      case "nodhcp": plan.nodhcp = true; continue;
+      case "httpfuse": plan.root = url(name, value) ?? plan.root; continue;
+      case "iscript": plan.script = url(name, value) ?? plan.script; continue;
+      case "init": if (value) plan.init = value; continue;
+    }
+    if (!name.startsWith("inetboot.")) continue;
+    const key = name.slice("inetboot.".length);
+    if (!KNOWN.has(key)) {
+      plan.warnings.push(`unknown parameter ${name} (known: ${[...KNOWN].map((k) => `inetboot.${k}`).join(", ")})`);
+      continue;
+    }
+    switch (key) {
+      case "url": plan.url = url(name, value) ?? plan.url; break;
+      case "root": plan.root = url(name, value) ?? plan.root; break;
+      case "script": plan.script = url(name, value) ?? plan.script; break;
+      case "rootfstype": if (value) plan.rootfstype = value; break;
+      case "rootpath": if (value) plan.rootpath = value; break;
+      case "mirror":
+        for (const m of (value ?? "").split(",").filter(Boolean)) {
+          const u = url(name, m);
+          if (u) plan.mirrors.push(u);
+        }
+        break;
+      case "cache": plan.cache = parseCache(value, plan.warnings); break;
+      case "entry": if (value) plan.entry = value; break;
+      case "shell": plan.shell = value === undefined || !/^(0|no|off|false)$/.test(value); break;
+      case "log":
+        if (value === "json") plan.logJson = true;
+        else plan.warnings.push(`inetboot.log=${value}: only 'json' is known`);
+        break;
+      case "modules": plan.modules.push(...(value ?? "").split(",").map((s) => s.trim()).filter(Boolean)); break;
+      case "record": plan.record = true; break;
+    }
+  }
+  return plan;
+}

@@ -1,0 +1,18 @@
+// Shared CLI error exit: one clear line on stderr, non-zero status, no stack trace for user errors.
+import { oneLine } from "../sys/errors.ts";
+
+export function fail(err: unknown): never {
+  process.stderr.write(`inetboot: ${oneLine(err)}\n`);
+  process.exit(1);
+}
+
+/** Wraps a command's run so any thrown error becomes one line and exit 1. */
+export function guarded<A>(fn: (args: A) => Promise<void> | void) {
+  return async (ctx: { args: A }) => {
+    try {
+      await fn(ctx.args);
+    } catch (e) {
+      fail(e);
+    }
+  };
+}

@@ -1,0 +1,21 @@
+// The host CLI: one command per file under ./commands, loaded lazily so `--help` stays fast.
+import { defineCommand, runMain } from "citty";
+import pkg from "../../package.json" with { type: "json" };
+
+const main = defineCommand({
+  meta: { name: "inetboot", version: pkg.version, description: "Boot machines over the Internet with nothing but HTTP(S)" },
+  subCommands: {
+    initramfs: () => import("./commands/initramfs.ts").then((m) => m.default),
+    fetch: () => import("./commands/fetch.ts").then((m) => m.default),
+    cmdline: () => import("./commands/cmdline.ts").then((m) => m.default),
+    pack: () => import("./commands/pack.ts").then((m) => m.default),
+    verify: () => import("./commands/verify.ts").then((m) => m.default),
+    info: () => import("./commands/info.ts").then((m) => m.default),
+    nbd: () => import("./commands/nbd.ts").then((m) => m.default),
+    serve: () => import("./commands/serve.ts").then((m) => m.default),
+  },
+});
+
+export async function runCli(_argv0: string) {
+  await runMain(main);
+}

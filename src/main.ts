@@ -1,0 +1,9 @@
+// One executable, two roles: as PID 1 (or when asked) the boot agent, otherwise the host CLI.
+const argv0 = process.argv0 ?? "";
+if (process.pid === 1 || process.env.INETBOOT_AGENT === "1") {
+  const { runAgent } = await import("./agent/main.ts");
+  await runAgent();
+} else {
+  const { runCli } = await import("./cli/main.ts");
+  await runCli(argv0);
+}

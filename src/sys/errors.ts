@@ -1,0 +1,14 @@
+// User-facing errors: one line, names what was wrong. The CLI prints `message` and exits non-zero;
+// the agent prints it as an `error` event and opens the rescue shell.
+export class UserError extends Error {
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+    this.name = "UserError";
+  }
+}
+
+/** One line for any thrown value. */
+export function oneLine(err: unknown): string {
+  if (err instanceof Error) return err.message.split("\n")[0] ?? String(err);
+  return String(err).split("\n")[0] ?? "";
+}
