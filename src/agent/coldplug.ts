@@ -4,13 +4,13 @@
 import { existsSync, openSync, closeSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { finitModule, SysError } from "../sys/ffi.ts";
-import { parseModulesDep, depClosure, normalizeModuleName } from "../kmod/modules-dep.ts";
-import { parseModulesAlias, matchAliases } from "../kmod/modalias.ts";
+import { applySoftdeps, parseModulesDep, loadOrder, moduleName, type ModuleTable } from "../kmod/modules-dep.ts";
+import { parseModulesAlias, AliasIndex } from "../kmod/modalias.ts";
 
 export interface ModuleTree {
   dir: string; // /lib/modules/VER
-  dep: ReturnType<typeof parseModulesDep>;
-  aliases: ReturnType<typeof parseModulesAlias>;
+  dep: ModuleTable;
+  aliases: AliasIndex;
 }
 
 export function kernelRelease(): string {
@@ -21,8 +21,10 @@ export function openModuleTree(root = "/"): ModuleTree | null {
   const dir = join(root, "lib/modules", kernelRelease());
   if (!existsSync(join(dir, "modules.dep"))) return null;
   const dep = parseModulesDep(readFileSync(join(dir, "modules.dep"), "utf8"));
+  const soft = join(dir, "modules.softdep");
+  if (existsSync(soft)) applySoftdeps(dep, readFileSync(soft, "utf8"));
   const aliasFile = join(dir, "modules.alias");
-  const aliases = parseModulesAlias(existsSync(aliasFile) ? readFileSync(aliasFile, "utf8") : "");
+  const aliases = new AliasIndex(parseModulesAlias(existsSync(aliasFile) ? readFileSync(aliasFile, "utf8") : ""));
   return { dir, dep, aliases };
 }
 
@@ -71,15 +73,21 @@ export interface LoadResult {
 /** Loads one module and its dependencies (deps first). Already-loaded modules are skipped. */
 export function modprobe(tree: ModuleTree, name: string, result: LoadResult = { loaded: [], failed: [] }, params = ""): LoadResult {
   const have = loadedModules();
-  const order = depClosure(tree.dep, normalizeModuleName(name));
-  for (const rel of order) {
-    const mod = normalizeModuleName(rel);
+  const target = moduleName(name);
+  let order: string[];
+  try {
+    order = loadOrder(tree.dep, [target]);
+  } catch (e) {
+    result.failed.push({ name: target, error: (e as Error).message });
+    return result;
+  }
+  for (const mod of order) {
     if (have.has(mod)) continue;
-    const path = join(tree.dir, rel);
+    const path = join(tree.dir, tree.dep.get(mod)!.path);
     let fd = -1;
     try {
       fd = openSync(path, "r");
-      finitModule(fd, mod === normalizeModuleName(name) ? params : "", mod);
+      finitModule(fd, mod === target ? params : "", mod);
       result.loaded.push(mod);
       have.add(mod);
     } catch (e) {
@@ -100,7 +108,7 @@ export async function coldplug(tree: ModuleTree, extra: string[] = [], rounds = 
   const tried = new Set<string>();
   for (let r = 0; r < rounds; r++) {
     const wanted = new Set<string>();
-    for (const alias of deviceModaliases()) for (const m of matchAliases(tree.aliases, alias)) wanted.add(m);
+    for (const alias of deviceModaliases()) for (const m of tree.aliases.lookup(alias)) wanted.add(m);
     const fresh = [...wanted].filter((m) => !tried.has(m));
     if (fresh.length === 0) break;
     for (const m of fresh) {

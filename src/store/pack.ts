@@ -3,7 +3,8 @@
 // and compresses with Bun's async zstd, which runs on Bun's thread pool, so both cores work
 // without Workers. Chunk files and the index are written as tmp + rename, chunks first, so a
 // published index never names a missing chunk and a crash leaves no half-written file.
-import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, open, stat } from "node:fs/promises";
+import { writeAtomic } from "./atomic.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../sys/errors.ts";
@@ -35,30 +36,6 @@ export interface PackResult {
 }
 
 const WINDOW = 16;
-
-let tmpSeq = 0;
-function tmpName(path: string): string {
-  return `${path}.tmp-${process.pid}-${++tmpSeq}`;
-}
-
-/** Writes bytes to path atomically (unique tmp file in the same dir, then rename). */
-export async function writeAtomic(path: string, data: Uint8Array, fsync = false): Promise<void> {
-  const tmp = tmpName(path);
-  try {
-    const fh = await open(tmp, "w");
-    try {
-      let off = 0;
-      while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
-      if (fsync) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-}
 
 export async function packImage(imagePath: string, storeDir: string, opts: PackOptions = {}): Promise<PackResult> {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;

@@ -32,6 +32,7 @@ function open() {
     dup2: { args: [i32, i32], returns: i32 },
     getpid: { args: [], returns: i32 },
     mknod: { args: [P, u64, u64], returns: i32 },
+    lseek: { args: [i32, i64, i32], returns: i64 },
   });
 }
 /** libc symbols, opened on first use (the host CLI never pays for it unless it needs it). */
@@ -252,6 +253,20 @@ export function sockaddrUn(path: string): Uint8Array {
   new DataView(b.buffer).setUint16(0, AF.UNIX, true);
   b.set(Buffer.from(path), 2);
   return b;
+}
+
+
+// ---- files (sparse-file maps for NBD base:allocation) ----
+export const SEEK = { DATA: 3, HOLE: 4 } as const;
+/** lseek(2) with SEEK_DATA/SEEK_HOLE; returns -1 when there is no data past `offset` (ENXIO). */
+export function lseek(fd: number, offset: number, whence: number, what = "lseek"): number {
+  const r = libc().lseek(fd, offset, whence);
+  if (r < 0n) {
+    const e = errno();
+    if (e === 6 /* ENXIO */) return -1;
+    throw new SysError(what, e);
+  }
+  return Number(r);
 }
 
 export { ptr, read, CString };

@@ -35,8 +35,7 @@ export const COMMANDS: Record<string, Command> = {
     usage: "help",
     help: "list commands",
     run: (_a, { out }) => {
-      for (const [name, c] of Object.entries(COMMANDS)) out(`  ${c.usage.padEnd(36)} ${c.help}\n`);
-      void name;
+      for (const c of Object.values(COMMANDS)) out(`  ${c.usage.padEnd(36)} ${c.help}\n`);
     },
   },
   ls: {
@@ -158,13 +157,23 @@ export const COMMANDS: Record<string, Command> = {
   reboot: { usage: "reboot", help: "restart the machine", run: () => reboot(REBOOT.RESTART) },
   poweroff: { usage: "poweroff", help: "power the machine off", run: () => reboot(REBOOT.POWER_OFF) },
   sh: {
-    usage: "sh",
+    usage: "sh [-c COMMAND]",
     help: "a POSIX shell (when built --with-busybox)",
-    run: async (_a, ctx) => {
+    run: async (args, ctx) => {
       if (!existsSync("/bin/busybox")) throw new UserError("no /bin/busybox in this initramfs (build it with --with-busybox)");
+      const env = { ...process.env, PS1: "sh# ", PATH: "/bin:/sbin:/usr/bin:/usr/sbin" };
+      if (args[0] === "-c") {
+        // Non-interactive: output goes through our console writer, input stays with the shell loop.
+        const p = Bun.spawn(["/bin/busybox", "sh", "-c", args.slice(1).join(" ")], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env });
+        const [o, e] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
+        ctx.out(o + e);
+        const code = await p.exited;
+        if (code !== 0) ctx.out(`sh: exit status ${code}\n`);
+        return;
+      }
       ctx.pause();
       try {
-        const p = Bun.spawn(["/bin/busybox", "sh"], { stdio: ["inherit", "inherit", "inherit"], env: { ...process.env, PS1: "sh# " } });
+        const p = Bun.spawn(["/bin/busybox", "sh"], { stdio: ["inherit", "inherit", "inherit"], env });
         await p.exited;
       } finally {
         ctx.resume();

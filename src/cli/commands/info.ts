@@ -1,0 +1,13 @@
+import { defineCommand } from "citty";
+import { guarded } from "../fail.ts";
+
+export default defineCommand({
+  meta: { name: "info", description: "Print a store's index summary (size, chunk size, chunks, zero chunks, unique)" },
+  args: {
+    store: { type: "positional", required: true, description: "store directory, NAME.index file or URL" },
+  },
+  run: guarded(async (args: { store: string }) => {
+    const { runInfo } = await import("../../store/cli.ts");
+    await runInfo(args.store);
+  }),
+});

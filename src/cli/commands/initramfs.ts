@@ -1,0 +1,76 @@
+// `inetboot initramfs`: build the boot initramfs. Output path on stdout, sizes and progress on stderr.
+import { defineCommand } from "citty";
+import { guarded } from "../fail.ts";
+import { UserError } from "../../sys/errors.ts";
+
+/** citty keeps only the last of a repeated option; collect every --file from the raw argv. */
+export function collectRepeated(raw: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const a = raw[i]!;
+    if (a === "--") break;
+    if (a === `--${name}`) {
+      const v = raw[i + 1];
+      if (v === undefined || v.startsWith("--")) throw new UserError(`--${name} needs a value`);
+      out.push(v);
+      i++;
+    } else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
+  }
+  return out;
+}
+
+function mib(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+export default defineCommand({
+  meta: { name: "initramfs", description: "Build the boot initramfs (newc cpio, zstd): /init, /inetboot, libraries, kernel modules" },
+  args: {
+    out: { type: "string", description: "Output file", required: true },
+    agent: { type: "string", description: "Agent executable installed as /inetboot (default: this executable when compiled, else build/inetboot)" },
+    init: { type: "string", description: "Static pre-init installed as /init (default build/init)" },
+    kernel: { type: "string", description: "Kernel dir holding lib/modules/VERSION (an unpacked linux-image package)" },
+    kver: { type: "string", description: "Kernel version (default: the only one under KERNEL/lib/modules)" },
+    modules: { type: "string", description: "Comma-separated kernel modules to include (dependencies are added)" },
+    file: { type: "string", description: "Extra file or directory SRC:DEST (repeatable)" },
+    "with-busybox": { type: "boolean", description: "Add /bin/busybox (busybox-static) and /bin/sh" },
+    compress: { type: "string", description: "zstd or none", default: "zstd" },
+    level: { type: "string", description: "zstd level 1..19 (default 3; 19 for releases)" },
+  },
+  async run(ctx) {
+    await guarded(async (args: typeof ctx.args) => {
+      const { buildInitramfs } = await import("../../initramfs/build.ts");
+      const compress = args.compress ?? "zstd";
+      if (compress !== "zstd" && compress !== "none") throw new UserError(`bad --compress ${compress}: use zstd or none`);
+      let level: number | undefined;
+      if (args.level !== undefined) {
+        level = Number(args.level);
+        if (!/^\d+$/.test(String(args.level))) throw new UserError(`bad --level ${args.level}: use 1..19`);
+      }
+      const files = collectRepeated(ctx.rawArgs, "file");
+      const say = (m: string) => process.stderr.write(`inetboot initramfs: ${m}\n`);
+      let lastShown = Date.now();
+      const r = await buildInitramfs({
+        out: args.out,
+        agent: args.agent,
+        init: args.init,
+        kernel: args.kernel,
+        kver: args.kver,
+        modules: args.modules ? args.modules.split(",") : [],
+        files,
+        withBusybox: !!args["with-busybox"],
+        compress,
+        level,
+        log: say,
+        progress: (done, total) => {
+          // Only long builds (a large agent at a high level) get progress lines.
+          if (Date.now() - lastShown < 2000 || done >= total) return;
+          lastShown = Date.now();
+          say(`writing… ${Math.floor((100 * done) / total)}% of ${mib(total)}`);
+        },
+      });
+      say(`${r.files} entries, ${mib(r.unpackedBytes)} unpacked, ${mib(r.compressedBytes)} ${compress === "zstd" ? "zstd" : "uncompressed"} (${r.compressedBytes} bytes)`);
+      process.stdout.write(`${r.path}\n`);
+    })({ args: ctx.args });
+  },
+});

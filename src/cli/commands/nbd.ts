@@ -1,0 +1,41 @@
+import { defineCommand } from "citty";
+import { guarded } from "../fail.ts";
+
+/** citty keeps only the last value of a repeated option; --mirror may be given many times. */
+function collect(raw: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const a = raw[i];
+    if (a === `--${name}` && i + 1 < raw.length) out.push(raw[++i]);
+    else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
+  }
+  return out;
+}
+
+export default defineCommand({
+  meta: { name: "nbd", description: "Serve a disk image, block store or image URL over NBD" },
+  args: {
+    source: { type: "positional", required: true, description: "local image file, store dir, or http(s) URL" },
+    listen: { type: "string", default: "tcp:127.0.0.1:10809", description: "unix:PATH or tcp:HOST:PORT" },
+    mirror: { type: "string", description: "another base URL serving the same data (repeatable)" },
+    cache: { type: "string", description: "persistent chunk cache directory" },
+    cow: { type: "boolean", default: false, description: "accept writes into a RAM copy-on-write overlay" },
+    "cow-file": { type: "string", description: "copy-on-write overlay in this local sparse file (implies --cow)" },
+    name: { type: "string", default: "", description: "export name" },
+  },
+  async run(ctx) {
+    const a = ctx.args as Record<string, string | boolean | undefined>;
+    await guarded(async () => {
+      const { runNbd } = await import("../../nbd/cli.ts");
+      await runNbd({
+        source: String(a.source),
+        listen: String(a.listen ?? "tcp:127.0.0.1:10809"),
+        mirrors: collect(ctx.rawArgs, "mirror"),
+        cacheDir: (a.cache as string | undefined) || undefined,
+        cow: a.cow === true,
+        cowFile: (a["cow-file"] as string | undefined) || undefined,
+        name: String(a.name ?? ""),
+      });
+    })({ args: {} });
+  },
+});

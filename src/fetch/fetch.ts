@@ -1,0 +1,363 @@
+// fetchFile: download one whole file over HTTP(S), verified while it streams.
+// - bodies go to DEST.part, are synced and renamed onto DEST only after size and sha256 check out,
+//   so DEST is never a wrong or partial file;
+// - a stall timer (no bytes for timeoutMs) and an overall deadline bound every attempt;
+// - transient failures (timeouts, refused, resets, 5xx, short bodies) are retried with backoff;
+//   an interrupted body is resumed with Range + If-Range when the server allows it, otherwise
+//   restarted from byte 0 (the running hash is restarted with it).
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { STATUS_CODES } from "node:http";
+import { rootCertificates } from "node:tls";
+import { ofetch } from "ofetch";
+import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
+import { classifyTransportError, FetchError, redactUrl } from "./errors.ts";
+import type { FetchProgress } from "./progress.ts";
+
+export interface FetchFileOptions {
+  /** Write the body here (atomically, via DEST.part). Without it the body is returned as `bytes`. */
+  dest?: string;
+  /** Keep no body at all (only size and sha256 are computed); ignored when `dest` is set. */
+  discard?: boolean;
+  /** Expected sha256 (hex). A mismatch fails with kind "hash" and is not retried. */
+  sha256?: string;
+  /** Expected size in bytes; a server announcing or sending another size fails early. */
+  size?: number;
+  /** Stall timeout per attempt: fail when no byte (or no response) arrives for this long. Default 30 s. */
+  timeoutMs?: number;
+  /** Overall deadline for all attempts together, ms. Default none. */
+  deadlineMs?: number;
+  /** Extra attempts after the first for transient errors. Default 3. */
+  retries?: number;
+  /** A PEM file with extra CA certificates, trusted in addition to Bun's built-in store. */
+  caFile?: string;
+  /** Extra request headers. */
+  headers?: Record<string, string>;
+  onProgress?: (p: FetchProgress) => void;
+  /** Told before each retry sleeps (the agent logs it). */
+  onRetry?: (err: FetchError, attempt: number, delayMs: number) => void;
+  signal?: AbortSignal;
+  backoff?: BackoffOptions;
+}
+
+export interface FetchFileResult {
+  /** DEST, when `dest` was given. */
+  path?: string;
+  /** The body, when neither `dest` nor `discard` was given. */
+  bytes?: Uint8Array;
+  size: number;
+  /** sha256 of the body, lower-case hex. */
+  sha256: string;
+  /** Wall-clock milliseconds for the whole download, retries included. */
+  ms: number;
+  /** The URL that finally answered (after redirects). */
+  url: string;
+  attempts: number;
+}
+
+const PROGRESS_EVERY_MS = 250;
+
+// Why an attempt's controller fired (the abort reason we set ourselves).
+const STALL = Symbol("stall");
+const DEADLINE = Symbol("deadline");
+
+/** Where received body bytes go; reset() restarts the body from byte 0. */
+interface Sink {
+  write(chunk: Uint8Array): Promise<void>;
+  reset(): Promise<void>;
+}
+
+export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promise<FetchFileResult> {
+  const t0 = performance.now();
+  const shown = redactUrl(url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new FetchError("url", shown, "not a valid URL");
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new FetchError("url", shown, `unsupported scheme ${parsed.protocol} (only http: and https:)`);
+  }
+  const host = parsed.hostname;
+  const stallMs = opts.timeoutMs ?? 30_000;
+  const retries = opts.retries ?? 3;
+  const wantSha = opts.sha256?.toLowerCase();
+  if (wantSha !== undefined && !/^[0-9a-f]{64}$/.test(wantSha)) {
+    throw new FetchError("url", shown, `expected sha256 is not 64 hex digits: ${opts.sha256}`);
+  }
+  const tls = opts.caFile ? { ca: [...rootCertificates, await readCa(opts.caFile, shown)] } : undefined;
+
+  // Overall deadline and the caller's signal, merged into one outer signal.
+  const outer = new AbortController();
+  const onUserAbort = () => outer.abort(opts.signal!.reason);
+  if (opts.signal?.aborted) throw new FetchError("aborted", shown, "aborted");
+  opts.signal?.addEventListener("abort", onUserAbort, { once: true });
+  const deadline = opts.deadlineMs !== undefined ? setTimeout(() => outer.abort(DEADLINE), opts.deadlineMs) : undefined;
+
+  // Body destination.
+  const part = opts.dest ? `${opts.dest}.part` : undefined;
+  let fh: FileHandle | undefined;
+  let chunks: Uint8Array[] = [];
+  if (part) {
+    try {
+      fh = await open(part, "w", 0o644);
+    } catch (e) {
+      cleanup();
+      throw new FetchError("io", shown, `cannot create ${part}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+  }
+  const sink: Sink = fh
+    ? {
+        write: async (c) => {
+          await fh!.write(c);
+        },
+        reset: async () => {
+          await fh!.truncate(0);
+        },
+      }
+    : opts.discard
+      ? { write: async () => {}, reset: async () => {} }
+      : {
+          write: async (c) => {
+            chunks.push(c);
+          },
+          reset: async () => {
+            chunks = [];
+          },
+        };
+
+  // Body state that survives between attempts (for resuming).
+  let hasher = new Bun.CryptoHasher("sha256");
+  let received = 0;
+  let validator: string | undefined; // ETag or Last-Modified of the response being received
+  let resumable = false;
+  let finalUrl = url;
+  let attempts = 0;
+  let lastProgress = -Infinity;
+
+  function cleanup() {
+    if (deadline) clearTimeout(deadline);
+    opts.signal?.removeEventListener("abort", onUserAbort);
+  }
+  async function restart() {
+    hasher = new Bun.CryptoHasher("sha256");
+    received = 0;
+    await sink.reset();
+  }
+  function progress(total: number | undefined, done: boolean) {
+    if (!opts.onProgress) return;
+    const ms = performance.now() - t0;
+    if (!done && ms - lastProgress < PROGRESS_EVERY_MS) return;
+    lastProgress = ms;
+    opts.onProgress({ url: finalUrl, bytes: received, total, ms, done });
+  }
+
+  /** Turns why an attempt's signal fired into the error to report. */
+  function abortError(reason: unknown): FetchError {
+    if (reason === STALL) {
+      return new FetchError("timeout", shown, `timed out: no data for ${fmtSec(stallMs)}`, undefined, true);
+    }
+    if (reason === DEADLINE) return new FetchError("timeout", shown, `deadline of ${fmtSec(opts.deadlineMs!)} passed`);
+    return new FetchError("aborted", shown, "aborted");
+  }
+
+  /** One request; resolves when the whole body is in, throws FetchError otherwise. */
+  async function attempt(): Promise<number | undefined> {
+    const ac = new AbortController();
+    const fwd = () => ac.abort(outer.signal.reason);
+    if (outer.signal.aborted) throw abortError(outer.signal.reason);
+    outer.signal.addEventListener("abort", fwd, { once: true });
+    let stall: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      if (stall) clearTimeout(stall);
+      stall = setTimeout(() => ac.abort(STALL), stallMs);
+    };
+    try {
+      const headers: Record<string, string> = { "accept-encoding": "identity", ...opts.headers };
+      const resuming = received > 0 && resumable;
+      if (received > 0 && !resumable) await restart();
+      if (resuming) {
+        headers.range = `bytes=${received}-`;
+        if (validator) headers["if-range"] = validator;
+      }
+      arm();
+      let res: Response;
+      try {
+        res = await ofetch.raw(url, {
+          method: "GET",
+          headers,
+          responseType: "stream",
+          retry: false,
+          ignoreResponseError: true,
+          redirect: "follow",
+          signal: ac.signal,
+          ...(tls ? { tls } : {}),
+        } as never);
+      } catch (e) {
+        if (ac.signal.aborted) throw abortError(ac.signal.reason);
+        throw classifyTransportError((e as { cause?: unknown }).cause ?? e, shown, host);
+      }
+      finalUrl = res.url || url;
+
+      if (res.status < 200 || res.status > 299) {
+        await res.body?.cancel().catch(() => {});
+        if (res.status === 416 && resuming) {
+          // Our offset is past the current file: it changed under us; start over.
+          await restart();
+          throw new FetchError("net", shown, "resume refused (HTTP 416); restarting", 416, true);
+        }
+        const text = res.statusText || STATUS_CODES[res.status] || "";
+        const transient = res.status >= 500 || res.status === 408 || res.status === 429;
+        throw new FetchError("http", shown, `HTTP ${res.status}${text ? ` ${text}` : ""}`, res.status, transient);
+      }
+
+      // Where this body starts, and the full size if the server told us.
+      let total: number | undefined;
+      const len = res.headers.get("content-length");
+      const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
+      if (res.status === 206 && resuming) {
+        const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get("content-range") ?? "");
+        if (!cr || Number(cr[1]) !== received) {
+          await res.body?.cancel().catch(() => {});
+          await restart();
+          throw new FetchError("net", shown, "server resumed at the wrong offset; restarting", 206, true);
+        }
+        total = cr[3] !== "*" ? Number(cr[3]) : undefined;
+      } else {
+        if (received > 0) await restart(); // a 200 means the whole body again
+        total = len !== null && !encoded ? Number(len) : undefined;
+        validator = strongValidator(res.headers);
+        resumable = (res.headers.get("accept-ranges") ?? "").toLowerCase() === "bytes" && (!!validator || !!wantSha);
+      }
+      if (opts.size !== undefined && total !== undefined && total !== opts.size) {
+        await res.body?.cancel().catch(() => {});
+        throw new FetchError("size", shown, `size mismatch: expected ${opts.size} bytes, server announces ${total}`);
+      }
+      const limit = opts.size ?? total;
+
+      const reader = res.body?.getReader();
+      if (reader) {
+        for (;;) {
+          let r: { done: true; value?: undefined } | { done: false; value: Uint8Array };
+          try {
+            r = await reader.read();
+          } catch (e) {
+            if (ac.signal.aborted) throw abortError(ac.signal.reason);
+            if (total !== undefined) throw shortError(total);
+            throw classifyTransportError(e, shown, host);
+          }
+          if (r.done) break;
+          arm();
+          const chunk = r.value;
+          if (limit !== undefined && received + chunk.length > limit) {
+            await reader.cancel().catch(() => {});
+            throw new FetchError("size", shown, `body longer than ${limit} bytes`);
+          }
+          hasher.update(chunk);
+          try {
+            await sink.write(chunk);
+          } catch (e) {
+            throw new FetchError("io", shown, `cannot write ${part}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+          }
+          received += chunk.length;
+          progress(limit, false);
+        }
+      }
+      if (limit !== undefined && received < limit) throw shortError(limit);
+      return limit;
+    } finally {
+      if (stall) clearTimeout(stall);
+      outer.signal.removeEventListener("abort", fwd);
+    }
+  }
+
+  function shortError(total: number): FetchError {
+    return new FetchError("short", shown, `short body: got ${received} of ${total} bytes`, undefined, true);
+  }
+
+  try {
+    let total: number | undefined;
+    for (;;) {
+      attempts++;
+      try {
+        total = await attempt();
+        break;
+      } catch (e) {
+        const err = e instanceof FetchError ? e : new FetchError("net", shown, String(e), undefined, true);
+        if (!err.transient || attempts > retries) throw err;
+        const delay = backoffDelay(attempts, opts.backoff);
+        opts.onRetry?.(err, attempts, delay);
+        try {
+          await sleep(delay, outer.signal);
+        } catch {
+          throw abortError(outer.signal.reason);
+        }
+      }
+    }
+
+    const sha256 = hasher.digest("hex");
+    if (wantSha !== undefined && sha256 !== wantSha) {
+      throw new FetchError("hash", shown, `sha256 mismatch: expected ${wantSha}, got ${sha256}`);
+    }
+    if (fh) {
+      try {
+        await fh.sync(); // data on disk before the name points at it
+        await fh.close();
+        fh = undefined;
+        await rename(part!, opts.dest!);
+      } catch (e) {
+        throw new FetchError("io", shown, `cannot save ${opts.dest}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      }
+    }
+    progress(total ?? received, true);
+    const out: FetchFileResult = {
+      size: received,
+      sha256,
+      ms: Math.round(performance.now() - t0),
+      url: finalUrl,
+      attempts,
+    };
+    if (opts.dest) out.path = opts.dest;
+    else if (!opts.discard) out.bytes = concat(chunks, received);
+    return out;
+  } catch (e) {
+    // Never leave a partial or wrong file behind.
+    if (fh) await fh.close().catch(() => {});
+    if (part) await unlink(part).catch(() => {});
+    throw e;
+  } finally {
+    cleanup();
+  }
+}
+
+/** A validator usable in If-Range: a strong ETag, else Last-Modified. */
+function strongValidator(h: Headers): string | undefined {
+  const etag = h.get("etag");
+  if (etag && !etag.startsWith("W/")) return etag;
+  return h.get("last-modified") ?? undefined;
+}
+
+async function readCa(file: string, shown: string): Promise<string> {
+  try {
+    const pem = await Bun.file(file).text();
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no PEM certificate in it");
+    return pem;
+  } catch (e) {
+    throw new FetchError("io", shown, `cannot read CA file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function concat(chunks: Uint8Array[], n: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+function fmtSec(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}

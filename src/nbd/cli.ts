@@ -1,0 +1,60 @@
+// `inetboot nbd SOURCE`: open a BlockSource, optionally put a copy-on-write overlay on top, serve
+// it over NBD until SIGINT/SIGTERM. Logs go to stderr.
+import { stat } from "node:fs/promises";
+import type { BlockSource } from "../store/source.ts";
+import { UserError } from "../sys/errors.ts";
+import { createCowSource } from "./cow.ts";
+import { startNbdServer } from "./server.ts";
+import { openFileSource } from "./sources/file.ts";
+
+export interface NbdCliOptions {
+  source: string;
+  listen: string;
+  mirrors: string[];
+  cacheDir?: string;
+  cow: boolean;
+  cowFile?: string;
+  name: string;
+}
+
+/** A store dir, a NAME.index file or an http(s) URL goes to the store layer; a plain file is served directly. */
+async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
+  const http = /^https?:\/\//i.test(spec);
+  let isStore = http || spec.endsWith(".index");
+  if (!http) {
+    const st = await stat(spec).catch(() => null);
+    if (!st) throw new UserError(`${spec}: no such file or directory`);
+    if (st.isDirectory()) isStore = true;
+  }
+  if (!isStore) {
+    if (o.mirrors.length) throw new UserError("--mirror only applies to http(s) sources");
+    return openFileSource(spec, { readOnly: true });
+  }
+  // ---- hook: store-backed and raw-HTTP sources live in src/store/open.ts (the store layer's module).
+  let mod: { openSource(spec: string, opts: { mirrors: string[]; cacheDir?: string }): Promise<BlockSource> };
+  try {
+    mod = await import("../store/open.ts");
+  } catch {
+    throw new UserError(`${spec}: ${http ? "http(s) sources are" : "store directories are"} not supported yet`);
+  }
+  return mod.openSource(spec, { mirrors: o.mirrors, cacheDir: o.cacheDir });
+}
+
+export async function runNbd(o: NbdCliOptions): Promise<void> {
+  let source = await openAny(o.source, o);
+  if (o.cow || o.cowFile) source = await createCowSource(source, { file: o.cowFile });
+  const server = await startNbdServer({
+    source,
+    listen: o.listen,
+    exportName: o.name,
+    description: `inetboot ${o.source}`,
+    log: (line) => process.stderr.write(line + "\n"),
+  });
+  process.stderr.write(`serving ${o.source} (${source.size} bytes${o.cow || o.cowFile ? ", copy-on-write" : ""}) on ${server.address}\n`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await server.close();
+  await source.close?.();
+}

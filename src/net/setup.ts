@@ -1,0 +1,203 @@
+// Network bring-up for the agent: lo up, pick the interface, DHCP or static ip=, routes,
+// /etc/resolv.conf and /etc/hosts. Emits `net.up` and `dhcp.*` events.
+import { writeFileSync } from "node:fs";
+import { consola } from "consola";
+import { emit } from "../agent/events.ts";
+import { UserError } from "../sys/errors.ts";
+import { acquireLease, type DhcpLease } from "./dhcp/client.ts";
+import { udpTransport } from "./dhcp/udp.ts";
+import {
+  clearAddress, getAddress, interfaceExists, listInterfaces, pickInterface, readMac, readMtu, setAddress, setMtu, setUp, waitCarrier,
+} from "./iface.ts";
+import { DEFAULT_IP, type IpConfig, type IpStatic, parseIpParam } from "./ipconfig.ts";
+import { addRoute } from "./route.ts";
+import { writeHosts, writeResolvConf } from "./resolv.ts";
+import { formatMac } from "./addr.ts";
+
+export interface NetResult {
+  iface: string;
+  address: string;
+  prefix: number;
+  gateway: string | null;
+  dns: string[];
+  mtu: number | null;
+  hostname: string | null;
+  domain: string | null;
+  via: "dhcp" | "static";
+  /** DHCP only */
+  leaseSeconds?: number;
+  serverId?: string;
+}
+
+export interface NetLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+export interface SetupOptions {
+  /** where etc/resolv.conf and etc/hosts go (default "/") */
+  root?: string;
+  /** how long to wait for carrier after bringing interfaces up (default 5 s) */
+  carrierWaitMs?: number;
+  /** overall DHCP deadline (default 30 s) */
+  dhcpTimeoutMs?: number;
+  /** write /proc/sys/kernel/hostname (default: only when root is "/") */
+  setKernelHostname?: boolean;
+}
+
+export interface NetPlan {
+  /** parsed ip=, or the raw value from the command line (parsed here), or undefined for the default dhcp */
+  ip?: IpConfig | string;
+  nodhcp: boolean;
+}
+
+/** Human lines go to consola (stderr) unless the caller passes its own logger. */
+const consolaLog: NetLogger = { info: (m) => consola.info(m), warn: (m) => consola.warn(m) };
+
+/**
+ * Configures the network as the plan says. Returns null when the plan asks for no network
+ * (ip=off, or nodhcp without a static address); throws UserError/SysError with one line on failure.
+ */
+export async function setupNetwork(plan: NetPlan, log: NetLogger = consolaLog, opts: SetupOptions = {}): Promise<NetResult | null> {
+  const ip: IpConfig = typeof plan.ip === "string" ? parseIpParam(plan.ip) : (plan.ip ?? DEFAULT_IP);
+  loopbackUp(log);
+  if (ip.mode === "off") {
+    log.info("network: ip=off, not configuring interfaces");
+    return null;
+  }
+  if (ip.mode === "dhcp" && plan.nodhcp) {
+    log.info("network: nodhcp given and no static ip=, not configuring interfaces");
+    return null;
+  }
+  const ifname = await chooseInterface(ip.device, log, opts.carrierWaitMs ?? 5000);
+  const res = ip.mode === "static" ? configureStatic(ifname, ip, opts) : await dhcpConfigure(ifname, ip.hostname, log, opts);
+  announce(res);
+  return res;
+}
+
+/** One DHCP run on `iface` (default: interface choice as at boot), for the rescue shell's `dhcp`. */
+export async function dhcpOnce(iface?: string, log: NetLogger = consolaLog, opts: SetupOptions = {}): Promise<NetResult> {
+  loopbackUp(log);
+  const ifname = await chooseInterface(iface, log, opts.carrierWaitMs ?? 5000);
+  const res = await dhcpConfigure(ifname, undefined, log, opts);
+  announce(res);
+  return res;
+}
+
+const silentLog: NetLogger = { info() {}, warn() {} };
+
+function announce(r: NetResult) {
+  emit(
+    "net.up",
+    { iface: r.iface, address: r.address, prefix: r.prefix, gateway: r.gateway, dns: r.dns, via: r.via, mtu: r.mtu, hostname: r.hostname },
+    `network: ${r.iface} ${r.address}/${r.prefix}${r.gateway ? ` via ${r.gateway}` : ""}${r.dns.length ? ` dns ${r.dns.join(",")}` : ""} (${r.via})`,
+  );
+}
+
+function loopbackUp(log: NetLogger) {
+  try {
+    setUp("lo");
+    // The kernel gives lo 127.0.0.1/8 when it comes up; set it ourselves if it did not.
+    if (!getAddress("lo")) setAddress("lo", "127.0.0.1", 8);
+  } catch (e) {
+    log.warn(`network: could not bring lo up: ${(e as Error).message}`);
+  }
+}
+
+async function chooseInterface(device: string | undefined, log: NetLogger, carrierWaitMs: number): Promise<string> {
+  if (device) {
+    if (!interfaceExists(device)) {
+      const have = listInterfaces();
+      throw new UserError(`ip=: device '${device}' not found (have: ${have.length ? have.join(", ") : "none"})`);
+    }
+    setUp(device);
+    if (!(await waitCarrier(device, carrierWaitMs))) log.warn(`network: ${device} has no carrier after ${carrierWaitMs / 1000} s, trying anyway`);
+    return device;
+  }
+  const candidates = listInterfaces();
+  if (candidates.length === 0) throw new UserError("network: no Ethernet interface found (is the NIC driver loaded?)");
+  const { ifname, carrier } = await pickInterface(candidates, carrierWaitMs);
+  if (!carrier) log.warn(`network: no interface got carrier within ${carrierWaitMs / 1000} s (${candidates.join(", ")}); trying ${ifname}`);
+  else if (candidates.length > 1) log.info(`network: using ${ifname} (first with carrier of ${candidates.join(", ")})`);
+  return ifname;
+}
+
+function configureStatic(ifname: string, ip: IpStatic, opts: SetupOptions): NetResult {
+  setUp(ifname);
+  setAddress(ifname, ip.address, ip.prefix);
+  if (ip.gateway) addRoute({ dest: "0.0.0.0", prefix: 0, gateway: ip.gateway, dev: ifname });
+  const root = opts.root ?? "/";
+  writeResolvConf(root, ip.dns);
+  writeHosts(root, ip.hostname, ip.address);
+  if (ip.hostname) setKernelHostname(ip.hostname, opts);
+  return {
+    iface: ifname, address: ip.address, prefix: ip.prefix, gateway: ip.gateway ?? null, dns: ip.dns, mtu: readMtu(ifname),
+    hostname: ip.hostname ?? null, domain: null, via: "static",
+  };
+}
+
+async function dhcpConfigure(ifname: string, wantHostname: string | undefined, log: NetLogger, opts: SetupOptions): Promise<NetResult> {
+  const mac = readMac(ifname);
+  setUp(ifname);
+  const transport = udpTransport(ifname);
+  let lease: DhcpLease;
+  try {
+    lease = await acquireLease({
+      transport,
+      mac,
+      ifname,
+      hostname: wantHostname,
+      timeoutMs: opts.dhcpTimeoutMs,
+      onStep: (step, fields) => emit(step, fields),
+    });
+  } finally {
+    transport.close();
+  }
+  log.info(`network: ${ifname} (${formatMac(mac)}) leased ${lease.address}/${lease.prefix} from ${lease.serverId}`);
+  applyLease(ifname, lease, log);
+  const root = opts.root ?? "/";
+  // The user's ip= hostname wins over the server's, as in the kernel's ipconfig.
+  const hostname = wantHostname ?? lease.hostname;
+  writeResolvConf(root, lease.dns, lease.domain);
+  writeHosts(root, hostname, lease.address, lease.domain);
+  if (hostname) setKernelHostname(hostname, opts);
+  const res: NetResult = {
+    iface: ifname, address: lease.address, prefix: lease.prefix, gateway: lease.router ?? null, dns: lease.dns,
+    mtu: readMtu(ifname), hostname: hostname ?? null, domain: lease.domain ?? null, via: "dhcp", serverId: lease.serverId,
+  };
+  if (lease.leaseSeconds !== undefined) res.leaseSeconds = lease.leaseSeconds;
+  return res;
+}
+
+/** Puts a lease on the interface: MTU, address, then routes (on-link first, default last). */
+export function applyLease(ifname: string, lease: DhcpLease, log: NetLogger = silentLog): void {
+  if (lease.mtu && lease.mtu !== readMtu(ifname)) {
+    try {
+      setMtu(ifname, lease.mtu);
+    } catch (e) {
+      log.warn(`network: ignoring DHCP MTU ${lease.mtu}: ${(e as Error).message}`);
+    }
+  }
+  clearAddress(ifname);
+  setAddress(ifname, lease.address, lease.prefix);
+  if (lease.routes.length) {
+    const ordered = [...lease.routes].sort((a, b) => rank(a) - rank(b));
+    for (const r of ordered) addRoute({ dest: r.dest, prefix: r.prefix, gateway: r.gateway, dev: ifname });
+  } else if (lease.router) {
+    addRoute({ dest: "0.0.0.0", prefix: 0, gateway: lease.router, dev: ifname });
+  }
+}
+function rank(r: { prefix: number; gateway: string }): number {
+  if (r.gateway === "0.0.0.0") return 0;
+  return r.prefix === 0 ? 2 : 1;
+}
+
+function setKernelHostname(name: string, opts: SetupOptions) {
+  const doIt = opts.setKernelHostname ?? (opts.root ?? "/") === "/";
+  if (!doIt) return;
+  try {
+    writeFileSync("/proc/sys/kernel/hostname", name);
+  } catch {
+    // not fatal: /etc/hosts still has it
+  }
+}

@@ -1,0 +1,32 @@
+// Turning stored chunk bytes back into verified plain bytes. Every path that hands chunk data to a
+// reader (HTTP origin, local store, disk cache) goes through unpackChunk, so unverified bytes never
+// leave the fetcher.
+import { sha256Hex } from "./chunk-name.ts";
+
+export interface ChunkRef {
+  /** SHA-256 of the plain bytes, lowercase hex (also the chunk's file name) */
+  hex: string;
+  /** expected plain length */
+  size: number;
+}
+
+export class ChunkError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ChunkError";
+  }
+}
+
+/** Decompresses and checks length and digest; throws ChunkError on any mismatch. */
+export function unpackChunk(ref: ChunkRef, packed: Uint8Array): Uint8Array {
+  let plain: Uint8Array;
+  try {
+    plain = Bun.zstdDecompressSync(packed);
+  } catch {
+    throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: not valid zstd data`);
+  }
+  if (plain.length !== ref.size)
+    throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: ${plain.length} bytes, expected ${ref.size}`);
+  if (sha256Hex(plain) !== ref.hex) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: digest mismatch`);
+  return plain;
+}

@@ -1,0 +1,87 @@
+// What the pack/verify/info commands do, minus argument parsing: data on stdout, progress on
+// stderr, bad input as UserError (one line, exit 1 via guarded()).
+import { UserError } from "../sys/errors.ts";
+import { IndexError, parseSize } from "./format.ts";
+import { humanBytes, storeInfo } from "./info.ts";
+import { packImage } from "./pack.ts";
+import { verifyStore } from "./verify.ts";
+
+const out = (line: string) => process.stdout.write(line + "\n");
+
+/** Progress on stderr: a redrawn line on a terminal, a line every few seconds otherwise. */
+function progress(label: string) {
+  const tty = process.stderr.isTTY;
+  const t0 = performance.now();
+  let lastLine = 0;
+  return {
+    update(done: number, total: number, unit: "bytes" | "chunks") {
+      const now = performance.now();
+      if (!tty && now - lastLine < 2000 && done < total) return;
+      lastLine = now;
+      const pct = total ? ((100 * done) / total).toFixed(0) : "?";
+      const rate = unit === "bytes" ? ` ${(done / 1e6 / ((now - t0) / 1000 || 1e-9)).toFixed(0)} MB/s` : "";
+      const what = unit === "bytes" ? `${humanBytes(done)} / ${humanBytes(total)}` : `${done} / ${total} chunks`;
+      process.stderr.write(`${tty ? "\r\x1b[K" : ""}${label} ${pct}% ${what}${rate}${tty ? "" : "\n"}`);
+    },
+    end() {
+      if (tty) process.stderr.write("\n");
+    },
+  };
+}
+
+function intArg(name: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`bad --${name} "${text}" (${min}..${max})`);
+  return n;
+}
+
+export async function runPack(image: string, storeDir: string, a: { chunkSize: string; name?: string; level: string }) {
+  let chunkSize: number;
+  try {
+    chunkSize = parseSize(a.chunkSize);
+  } catch (e) {
+    throw new UserError((e as IndexError).message);
+  }
+  const level = intArg("level", a.level, 1, 22);
+  const p = progress("pack");
+  const t0 = performance.now();
+  const r = await packImage(image, storeDir, { chunkSize, name: a.name, level, onProgress: (d, t) => p.update(d, t, "bytes") });
+  p.end();
+  const secs = (performance.now() - t0) / 1000;
+  out(`index: ${r.indexPath}`);
+  out(`image size: ${r.imageSize} (${humanBytes(r.imageSize)})`);
+  out(`chunk size: ${r.chunkSize}`);
+  out(`chunks: ${r.chunks}`);
+  out(`stored: ${r.stored}`);
+  out(`deduplicated: ${r.deduplicated}`);
+  out(`zero: ${r.zero}`);
+  out(`new bytes: ${r.newPlainBytes} -> ${r.newStoredBytes} compressed`);
+  out(`compression ratio: ${r.newStoredBytes ? (r.newPlainBytes / r.newStoredBytes).toFixed(2) : "n/a"}`);
+  out(`throughput: ${(r.imageSize / 1e6 / secs).toFixed(0)} MB/s`);
+}
+
+export async function runVerify(spec: string, a: { parallel: string }) {
+  const parallel = intArg("parallel", a.parallel, 1, 256);
+  const p = progress("verify");
+  const r = await verifyStore(spec, { parallel, onProgress: (d, t) => p.update(d, t, "chunks") });
+  p.end();
+  for (const m of r.missing) out(`missing: chunk ${m.at} ${m.hex}`);
+  for (const b of r.bad) out(`bad: chunk ${b.at} ${b.hex}: ${b.reason}`);
+  out(`checked: ${r.checked} chunks, ${r.missing.length} missing, ${r.bad.length} bad`);
+  if (r.missing.length || r.bad.length) {
+    process.stderr.write(`inetboot: store ${spec} has ${r.missing.length} missing and ${r.bad.length} bad chunks\n`);
+    process.exit(1);
+  }
+}
+
+export async function runInfo(spec: string) {
+  const i = await storeInfo(spec);
+  out(`index: ${i.where} (${i.indexBytes} bytes)`);
+  out(`format: ${i.version}`);
+  out(`image size: ${i.imageSize} (${humanBytes(i.imageSize)})`);
+  out(`chunk size: ${i.chunkSize} (${humanBytes(i.chunkSize)})`);
+  out(`chunks: ${i.chunks}`);
+  out(`zero chunks: ${i.zero}`);
+  out(`unique chunks: ${i.unique}`);
+  if (i.storedBytes !== undefined) out(`stored bytes: ${i.storedBytes} (${humanBytes(i.storedBytes)})`);
+}

@@ -1,0 +1,59 @@
+// Persistent chunk cache (e.g. inetboot-cache/ on a USB stick). Laid out exactly like a store's
+// chunks dir (DIR/chunks/ab/<sha256>.zst, zstd-compressed), so a cache dir can seed a store and
+// vice versa. Entries are written atomically (tmp + rename) in the background, and verified again
+// on every read: a corrupt entry is deleted and fetched from below.
+import { mkdir, readFile, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { chunkPath } from "../chunk-name.ts";
+import { unpackChunk, type ChunkRef } from "../chunk.ts";
+import { writeAtomic } from "../atomic.ts";
+import type { ChunkLayer } from "./layer.ts";
+
+export class DiskCache implements ChunkLayer {
+  hits = 0;
+  misses = 0;
+  corrupt = 0;
+  private writes = new Set<Promise<void>>();
+
+  constructor(
+    private inner: ChunkLayer,
+    readonly dir: string,
+    private level = 1,
+  ) {}
+
+  async get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
+    const path = join(this.dir, chunkPath(ref.hex));
+    const packed = await readFile(path).catch(() => null);
+    if (packed) {
+      try {
+        const plain = unpackChunk(ref, packed);
+        this.hits++;
+        return plain;
+      } catch {
+        this.corrupt++;
+        await unlink(path).catch(() => {});
+      }
+    }
+    this.misses++;
+    const plain = await this.inner.get(ref, signal);
+    const w = this.store(path, plain).catch(() => {}); // a full or read-only cache must not fail reads
+    this.writes.add(w);
+    w.finally(() => this.writes.delete(w));
+    return plain;
+  }
+
+  private async store(path: string, plain: Uint8Array): Promise<void> {
+    await mkdir(dirname(path), { recursive: true });
+    await writeAtomic(path, await Bun.zstdCompress(plain, { level: this.level }));
+  }
+
+  /** Waits for background writes (tests, clean shutdown). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.writes]);
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.inner.close?.();
+  }
+}

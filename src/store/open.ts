@@ -1,0 +1,179 @@
+// Opening a source from a spec: a store URL (http(s)://…/ holding `index`, or …/NAME.index), a
+// local store dir (or its NAME.index file), or a raw image URL. HTTP specs are told apart by
+// probing: an index at the URL → store; a 404 there → raw image read with Range requests.
+import { stat, readFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { UserError } from "../sys/errors.ts";
+import { DEFAULT_INDEX_NAME } from "./chunk-name.ts";
+import { decodeIndex, IndexError, type StoreIndex } from "./format.ts";
+import { DiskCache } from "./fetcher/diskcache.ts";
+import type { ChunkLayer, Origin } from "./fetcher/layer.ts";
+import { MemCache } from "./fetcher/memcache.ts";
+import { MirrorLayer, MirrorSet } from "./fetcher/mirrors.ts";
+import { baseUrl, DirOrigin, HttpOrigin } from "./fetcher/origin.ts";
+import { HttpError, HttpPool } from "./fetcher/pool.ts";
+import { ReadAhead } from "./fetcher/readahead.ts";
+import { SingleFlight } from "./fetcher/singleflight.ts";
+import { RawHttpSource } from "./raw-http.ts";
+import { StoreReader } from "./reader.ts";
+import type { BlockSource } from "./source.ts";
+
+export interface OpenOptions {
+  /** more base URLs serving the same store (or URLs of the same raw image) */
+  mirrors: string[];
+  /** persistent chunk cache dir (HTTP stores only) */
+  cacheDir?: string;
+  /** memory cache cap in bytes (default 64 MiB) */
+  memCacheBytes?: number;
+  /** a read fails with EIO when no mirror delivered within this many ms (default 30 s) */
+  deadlineMs?: number;
+  /** per-request timeout (default min(10 s, deadline)) */
+  requestTimeoutMs?: number;
+  /** parallel HTTP requests (default 8) */
+  maxParallel?: number;
+  /** read-ahead on sequential access (default on) */
+  readAhead?: boolean;
+}
+
+export function isHttpUrl(s: string): boolean {
+  return /^https?:\/\//i.test(s);
+}
+
+/** Where a store's index and chunks live. */
+export type StoreLocation =
+  | { kind: "dir"; dir: string; indexName: string }
+  | { kind: "http"; bases: string[]; indexName: string };
+
+/** Splits an HTTP spec into (store base URL, index file name). */
+export function splitStoreUrl(url: string): { base: string; indexName: string } {
+  const u = new URL(url);
+  if (u.pathname.endsWith(".index")) {
+    const name = u.pathname.slice(u.pathname.lastIndexOf("/") + 1);
+    return { base: new URL(".", u).href, indexName: name };
+  }
+  return { base: baseUrl(u.href), indexName: DEFAULT_INDEX_NAME };
+}
+
+function mirrorBases(mirrors: string[]): string[] {
+  return mirrors.map((m) => (new URL(m).pathname.endsWith(".index") ? new URL(".", m).href : baseUrl(m)));
+}
+
+/** Local store: a dir holding `index`, or a NAME.index file inside a store dir. */
+async function localLocation(spec: string): Promise<{ dir: string; indexName: string }> {
+  const st = await stat(spec).catch(() => null);
+  if (!st) throw new UserError(`store not found: ${spec}`);
+  if (st.isDirectory()) return { dir: spec, indexName: DEFAULT_INDEX_NAME };
+  if (spec.endsWith(".index") || basename(spec) === DEFAULT_INDEX_NAME) return { dir: dirname(spec), indexName: basename(spec) };
+  throw new UserError(`${spec} is not a store (expected a directory or a .index file)`);
+}
+
+function decodeOrExplain(bytes: Uint8Array, where: string): StoreIndex {
+  try {
+    return decodeIndex(bytes);
+  } catch (e) {
+    if (e instanceof IndexError) throw new UserError(`${where}: ${e.message}`);
+    throw e;
+  }
+}
+
+export interface LoadedStore {
+  index: StoreIndex;
+  location: StoreLocation;
+  /** the index's own size in bytes */
+  indexBytes: number;
+}
+
+/** Loads a store's index (dir or URL). An URL without an index is reported as "not a store". */
+export async function loadStore(
+  spec: string,
+  opts: { mirrors?: string[]; pool?: HttpPool; deadlineMs?: number } = {},
+): Promise<LoadedStore> {
+  if (!isHttpUrl(spec)) {
+    const { dir, indexName } = await localLocation(spec);
+    const path = join(dir, indexName);
+    const bytes = await readFile(path).catch((e) => {
+      throw new UserError(e.code === "ENOENT" ? `${spec} is not a store (no ${indexName})` : `${path}: ${e.message}`);
+    });
+    return { index: decodeOrExplain(bytes, path), location: { kind: "dir", dir, indexName }, indexBytes: bytes.length };
+  }
+  const r = await probeHttp(spec, opts.mirrors ?? [], opts.pool ?? new HttpPool(), opts.deadlineMs ?? 30_000);
+  if (r.kind !== "store") throw new UserError(`${spec} is not a store (no ${splitStoreUrl(spec).indexName} there)`);
+  return r.store;
+}
+
+type Probe = { kind: "store"; store: LoadedStore } | { kind: "raw"; urls: string[] };
+
+async function probeHttp(spec: string, mirrors: string[], pool: HttpPool, deadlineMs: number): Promise<Probe> {
+  let loc: { base: string; indexName: string };
+  try {
+    loc = splitStoreUrl(spec);
+  } catch {
+    throw new UserError(`bad URL: ${spec}`);
+  }
+  const bases = [loc.base, ...mirrorBases(mirrors)].filter((b, i, a) => a.indexOf(b) === i);
+  const primaryIndex = loc.base + loc.indexName;
+  let bytes: Uint8Array | null = null;
+  try {
+    bytes = await pool.get(primaryIndex);
+  } catch (e) {
+    if (e instanceof HttpError && e.status === 404) {
+      if (loc.indexName !== DEFAULT_INDEX_NAME || spec.endsWith("/")) return { kind: "raw", urls: [] };
+      return { kind: "raw", urls: [spec, ...mirrors] };
+    }
+    // The primary is unreachable: the mirrors may still serve the index.
+    const set = new MirrorSet(bases.map((name) => ({ name })), { deadlineMs, attemptTimeoutMs: pool.timeoutMs });
+    try {
+      bytes = await set.run(`index ${primaryIndex}`, (m, signal) => pool.get(m.name + loc.indexName, undefined, signal));
+    } catch (e2) {
+      throw new UserError(`cannot fetch store index: ${(e as Error).message}`);
+    }
+  }
+  const index = decodeOrExplain(bytes, primaryIndex);
+  return { kind: "store", store: { index, location: { kind: "http", bases, indexName: loc.indexName }, indexBytes: bytes.length } };
+}
+
+/** Builds the fetcher stack for a store location (memory LRU ← single-flight ← disk cache ← mirrors). */
+export function chunkStack(
+  location: StoreLocation,
+  opts: { pool?: HttpPool; cacheDir?: string; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number } = {},
+): ChunkLayer {
+  let layer: ChunkLayer;
+  if (location.kind === "dir") layer = new DirOrigin(location.dir);
+  else {
+    const pool = opts.pool ?? new HttpPool();
+    const origins: Origin[] = location.bases.map((b) => new HttpOrigin(b, pool));
+    layer = new MirrorLayer(origins, { deadlineMs: opts.deadlineMs, attemptTimeoutMs: opts.attemptTimeoutMs ?? pool.timeoutMs });
+    if (opts.cacheDir) layer = new DiskCache(layer, opts.cacheDir);
+  }
+  return new MemCache(new SingleFlight(layer), opts.memCacheBytes ?? 64 * 1024 * 1024);
+}
+
+export async function openSource(spec: string, opts: OpenOptions): Promise<BlockSource> {
+  const deadlineMs = opts.deadlineMs ?? 30_000;
+  const pool = new HttpPool({
+    maxParallel: opts.maxParallel ?? 8,
+    timeoutMs: opts.requestTimeoutMs ?? Math.min(10_000, deadlineMs),
+  });
+  const wrap = (s: BlockSource) => (opts.readAhead === false ? s : new ReadAhead(s));
+  if (!isHttpUrl(spec)) {
+    const store = await loadStore(spec);
+    return new StoreReader(store.index, chunkStack(store.location, { memCacheBytes: opts.memCacheBytes }));
+  }
+  const probe = await probeHttp(spec, opts.mirrors, pool, deadlineMs);
+  if (probe.kind === "store") {
+    const { index, location } = probe.store;
+    return wrap(new StoreReader(index, chunkStack(location, { ...opts, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs })));
+  }
+  if (probe.urls.length === 0) throw new UserError(`${spec}: no store index there (HTTP 404)`);
+  let size: number;
+  try {
+    const r = await pool.size(spec);
+    if (!r.ranges) throw new UserError(`${spec}: server does not support Range requests (needed for a raw image)`);
+    size = r.size;
+  } catch (e) {
+    if (e instanceof HttpError) throw new UserError(e.status === 404 ? `${spec}: not found (HTTP 404)` : e.message);
+    throw e;
+  }
+  if (!(size > 0)) throw new UserError(`${spec}: empty or unknown-size image`);
+  return wrap(new RawHttpSource(probe.urls, size, pool, { deadlineMs, attemptTimeoutMs: pool.timeoutMs, memCacheBytes: opts.memCacheBytes }));
+}

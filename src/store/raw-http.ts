@@ -1,0 +1,150 @@
+// Raw mode: a plain disk image on any HTTP server that honours Range, read without a pack step
+// (what nbdkit's curl plugin does). Reads are aligned to fixed fetch blocks so a memory LRU,
+// single-flight and read-ahead work the same as for a store; contiguous missing blocks are
+// coalesced into one Range request. There is no digest to check, so bytes are only checked for
+// status, Content-Range and length; mirror failover works as for stores.
+import { BlockError, type BlockSource } from "./source.ts";
+import { MirrorSet, type MirrorOptions } from "./fetcher/mirrors.ts";
+import type { HttpPool } from "./fetcher/pool.ts";
+
+/** largest single Range request, so one huge read does not become one huge GET */
+const MAX_REQUEST = 4 * 1024 * 1024;
+
+export interface RawOptions extends MirrorOptions {
+  /** fetch granularity in bytes (default 128 KiB) */
+  fetchBlock?: number;
+  /** memory cache cap (default 32 MiB) */
+  memCacheBytes?: number;
+}
+
+export class RawHttpSource implements BlockSource {
+  readonly readOnly = true;
+  readonly blockSize = 4096;
+  readonly fetchBlock: number;
+  private mirrors: MirrorSet<{ name: string }>;
+  private cache = new Map<number, Uint8Array>();
+  private cacheBytes = 0;
+  private capBytes: number;
+  private pending = new Map<number, Promise<Uint8Array>>();
+
+  constructor(
+    urls: string[],
+    readonly size: number,
+    private pool: HttpPool,
+    opts: RawOptions = {},
+  ) {
+    this.mirrors = new MirrorSet(urls.map((name) => ({ name })), opts);
+    this.fetchBlock = opts.fetchBlock ?? 128 * 1024;
+    this.capBytes = opts.memCacheBytes ?? 32 * 1024 * 1024;
+  }
+
+  get mirrorSet(): MirrorSet<{ name: string }> {
+    return this.mirrors;
+  }
+
+  private blockLen(b: number): number {
+    return Math.min(this.fetchBlock, this.size - b * this.fetchBlock);
+  }
+
+  private remember(b: number, data: Uint8Array): void {
+    if (this.cache.has(b)) return;
+    this.cache.set(b, data);
+    this.cacheBytes += data.length;
+    for (const [k, v] of this.cache) {
+      if (this.cacheBytes <= this.capBytes) break;
+      this.cache.delete(k);
+      this.cacheBytes -= v.length;
+    }
+  }
+
+  /** Starts fetches for blocks [first, last] that are neither cached nor pending. */
+  private ensure(first: number, last: number): void {
+    let runStart = -1;
+    const flush = (endExcl: number) => {
+      if (runStart < 0) return;
+      const s = runStart;
+      const start = s * this.fetchBlock;
+      const end = Math.min(this.size, endExcl * this.fetchBlock);
+      const all = this.mirrors.run(`range ${start}-${end - 1}`, (m, signal) =>
+        this.pool.get(m.name, { start, end }, signal),
+      );
+      for (let b = s; b < endExcl; b++) {
+        const p = all.then((buf) => {
+          const off = (b - s) * this.fetchBlock;
+          const data = buf.slice(off, off + this.blockLen(b));
+          this.remember(b, data);
+          return data;
+        });
+        p.catch(() => {}).finally(() => this.pending.delete(b));
+        this.pending.set(b, p);
+      }
+      runStart = -1;
+    };
+    const maxRun = Math.max(1, Math.floor(MAX_REQUEST / this.fetchBlock));
+    for (let b = first; b <= last; b++) {
+      if (this.cache.has(b) || this.pending.has(b)) flush(b);
+      else {
+        if (runStart >= 0 && b - runStart >= maxRun) flush(b);
+        if (runStart < 0) runStart = b;
+      }
+    }
+    flush(last + 1);
+  }
+
+  private async block(b: number): Promise<Uint8Array> {
+    const hit = this.cache.get(b);
+    if (hit) {
+      this.cache.delete(b);
+      this.cache.set(b, hit);
+      return hit;
+    }
+    let p = this.pending.get(b);
+    if (!p) {
+      this.ensure(b, b);
+      p = this.pending.get(b)!;
+    }
+    return p;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    if (offset < 0 || length < 0 || offset + length > this.size)
+      throw new BlockError("EINVAL", `read ${offset}+${length} beyond image size ${this.size}`);
+    const out = new Uint8Array(length);
+    if (length === 0) return out;
+    const fb = this.fetchBlock;
+    const first = Math.floor(offset / fb);
+    const last = Math.floor((offset + length - 1) / fb);
+    this.ensure(first, last);
+    const jobs: Promise<void>[] = [];
+    for (let b = first; b <= last; b++) {
+      jobs.push(
+        this.block(b).then((data) => {
+          const bStart = b * fb;
+          const from = Math.max(offset, bStart);
+          const to = Math.min(offset + length, bStart + data.length);
+          out.set(data.subarray(from - bStart, to - bStart), from - offset);
+        }),
+      );
+    }
+    try {
+      await Promise.all(jobs);
+    } catch (e) {
+      if (e instanceof BlockError) throw e;
+      throw new BlockError("EIO", (e as Error).message);
+    }
+    return out;
+  }
+
+  async prefetch(offset: number, length: number): Promise<void> {
+    if (length <= 0) return;
+    const first = Math.max(0, Math.floor(offset / this.fetchBlock));
+    const last = Math.min(Math.ceil(this.size / this.fetchBlock) - 1, Math.floor((offset + length - 1) / this.fetchBlock));
+    this.ensure(first, last);
+    const jobs: Promise<unknown>[] = [];
+    for (let b = first; b <= last; b++) {
+      const p = this.pending.get(b);
+      if (p) jobs.push(p.catch(() => {}));
+    }
+    await Promise.all(jobs);
+  }
+}

@@ -1,0 +1,57 @@
+// End to end: DHCP from Debian's dnsmasq on a tap device in a network namespace the test creates;
+// QEMU runs inside the namespace. The lease file and busybox's view prove the result.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withGuest } from "../lib/qemu.ts";
+import { createTapNet, leasesText, serveInNetns, type TapNet } from "../lib/netns.ts";
+
+const MAC = "52:54:00:12:34:77";
+let net: TapNet;
+let base: string;
+const payload = randomBytes(512 * 1024);
+const digest = createHash("sha256").update(payload).digest("hex");
+
+beforeAll(async () => {
+  net = await createTapNet({ mac: MAC, fixedIp: "10.99.0.57", hostname: "ibguest" });
+  const dir = mkdtempSync(join(tmpdir(), "inetboot-www-"));
+  writeFileSync(join(dir, "file.bin"), payload);
+  base = await serveInNetns(net, dir);
+});
+afterAll(async () => {
+  await net?.stop();
+});
+
+test(
+  "DHCP lease from dnsmasq on a tap in a namespace; fetch from a server there",
+  async () => {
+    await withGuest(
+      {
+        append: "inetboot.shell",
+        wrap: net.exec,
+        net: ["-netdev", `tap,id=n0,ifname=${net.tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${MAC}`],
+      },
+      async (g) => {
+        const up = await g.waitEvent("net.up");
+        expect(up.address).toBe("10.99.0.57");
+        await g.waitEvent("shell.ready");
+        await g.waitText(/inetboot# $/m);
+        expect(leasesText(net)).toContain("10.99.0.57");
+        expect(leasesText(net).toLowerCase()).toContain(MAC);
+        const view = await g.shell("sh -c 'ip -4 addr show eth0; ip route; cat /etc/resolv.conf /etc/hosts'");
+        expect(view).toMatch(/inet 10\.99\.0\.57\/24/);
+        expect(view).toMatch(/default via 10\.99\.0\.1/);
+        expect(view).toMatch(/nameserver 10\.99\.0\.1/);
+        expect(view).toMatch(/search inetboot\.test/);
+        expect(view).toMatch(/ibguest/);
+        await g.shell(`fetch ${base}/file.bin /tmp/f.bin --sha256 ${digest}`, 120_000);
+        expect(await g.shell("sh -c 'sha256sum /tmp/f.bin'")).toContain(digest);
+        g.send("poweroff");
+        expect(await g.exited).toBe(0);
+      },
+    );
+  },
+  240_000,
+);

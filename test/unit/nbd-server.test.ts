@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RawConn, negotiate } from "../../src/nbd/client.ts";
+import { decodeChunkHeader, decodeSimpleReply, encodeRequest } from "../../src/nbd/codec.ts";
+import { CMD, NBD_ERR, REPLY_TYPE } from "../../src/nbd/protocol.ts";
+import { startNbdServer, type NbdServer } from "../../src/nbd/server.ts";
+import { BlockError, type BlockSource } from "../../src/store/source.ts";
+
+const SIZE = 1 << 20;
+const data = new Uint8Array(SIZE).map((_, i) => (i * 7 + (i >> 8)) & 0xff);
+
+/** In-memory source: reads at offset 0 are slow (to force out-of-order replies), offset 4096 fails. */
+function memSource(readOnly: boolean): BlockSource & { mem: Uint8Array } {
+  const mem = data.slice();
+  return {
+    mem, size: SIZE, readOnly, blockSize: 4096,
+    async read(off, len) {
+      if (off === 0) await Bun.sleep(80);
+      if (off === 4096) throw new BlockError("EIO", "injected failure");
+      return mem.slice(off, off + len);
+    },
+    async write(off, d) {
+      mem.set(d, off);
+    },
+  };
+}
+
+let dir: string;
+let ro: NbdServer, rw: NbdServer;
+let rwSource: ReturnType<typeof memSource>;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "nbd-srv-"));
+  ro = await startNbdServer({ source: memSource(true), listen: `unix:${dir}/ro.sock` });
+  rwSource = memSource(false);
+  rw = await startNbdServer({ source: rwSource, listen: `unix:${dir}/rw.sock`, exportName: "rw" });
+});
+afterAll(async () => {
+  await ro.close();
+  await rw.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const req = (type: number, handle: bigint, offset: number, length: number, flags = 0, payload?: Uint8Array) =>
+  encodeRequest({ type, handle, offset: BigInt(offset), length, flags }, payload);
+
+async function simple(c: RawConn) {
+  return decodeSimpleReply(await c.read(16));
+}
+
+describe("nbd server (simple replies)", () => {
+  test("address names the socket", () => {
+    expect(ro.address).toBe(`nbd+unix:///?socket=${dir}/ro.sock`);
+    expect(rw.address).toBe(`nbd+unix:///rw?socket=${dir}/rw.sock`);
+  });
+
+  test("replies come back by handle, out of order, and errors are mapped", async () => {
+    const c = await RawConn.connect(`unix:${dir}/ro.sock`);
+    const n = await negotiate(c);
+    expect(n.size).toBe(SIZE);
+    c.write(req(CMD.READ, 1n, 0, 16)); // slow
+    c.write(req(CMD.READ, 2n, 100, 8)); // fast
+    let r = await simple(c);
+    expect([r.handle, r.error]).toEqual([2n, 0]);
+    expect(await c.read(8)).toEqual(data.subarray(100, 108));
+    r = await simple(c);
+    expect([r.handle, r.error]).toEqual([1n, 0]);
+    expect(await c.read(16)).toEqual(data.subarray(0, 16));
+
+    const cases: [Uint8Array, number][] = [
+      [req(CMD.WRITE, 3n, 0, 4, 0, new Uint8Array(4)), NBD_ERR.EPERM],
+      [req(CMD.READ, 4n, SIZE - 4, 8), NBD_ERR.EINVAL],
+      [req(CMD.READ, 5n, 0, 64 << 20), NBD_ERR.EOVERFLOW],
+      [req(CMD.READ, 6n, 4096, 10), NBD_ERR.EIO],
+      [req(CMD.READ, 7n, 10, 0), NBD_ERR.EINVAL],
+      [req(99, 8n, 0, 1), NBD_ERR.EINVAL],
+      [req(CMD.READ, 9n, 0, 1, 0x80), NBD_ERR.EINVAL],
+      [req(CMD.BLOCK_STATUS, 10n, 0, 512), NBD_ERR.EINVAL],
+      [req(CMD.FLUSH, 11n, 0, 0), 0],
+      [req(CMD.CACHE, 12n, 0, 4096), 0],
+    ];
+    for (const [frame, err] of cases) {
+      c.write(frame);
+      const s = await simple(c);
+      expect(s.error).toBe(err);
+    }
+    c.write(req(CMD.DISC, 13n, 0, 0));
+    expect(await c.closedWithin(2000)).toBe(true);
+  });
+
+  test("a bad request magic disconnects after pending replies", async () => {
+    const c = await RawConn.connect(`unix:${dir}/ro.sock`);
+    await negotiate(c);
+    c.write(req(CMD.READ, 1n, 0, 4)); // slow, still answered
+    const bad = req(CMD.READ, 2n, 0, 4);
+    bad[0] = 0;
+    c.write(bad);
+    const r = await simple(c);
+    expect(r.handle).toBe(1n);
+    await c.read(4);
+    expect(await c.closedWithin(2000)).toBe(true);
+  });
+});
+
+describe("nbd server (writable, structured replies)", () => {
+  test("write, read back, structured error and oversized write", async () => {
+    const c = await RawConn.connect(`unix:${dir}/rw.sock`);
+    await negotiate(c, { name: "rw", structured: true, meta: true });
+    const payload = new Uint8Array(3000).fill(0x5a);
+    c.write(req(CMD.WRITE, 1n, 10_000, payload.length, 1 /* FUA */, payload));
+    let h = decodeChunkHeader(await c.read(20));
+    expect([h.handle, h.type, h.flags]).toEqual([1n, REPLY_TYPE.NONE, 1]);
+    expect(rwSource.mem.subarray(10_000, 13_000).every((b) => b === 0x5a)).toBe(true);
+
+    c.write(req(CMD.READ, 2n, 9_999, 3002));
+    h = decodeChunkHeader(await c.read(20));
+    expect([h.handle, h.type, h.length]).toEqual([2n, REPLY_TYPE.OFFSET_DATA, 8 + 3002]);
+    const body = await c.read(h.length);
+    expect(Number(Buffer.from(body).readBigUInt64BE(0))).toBe(9_999);
+    expect(body[8]).toBe(data[9_999]);
+    expect(body.subarray(9, 9 + 3000).every((b) => b === 0x5a)).toBe(true);
+
+    c.write(req(CMD.READ, 3n, 4096, 100));
+    h = decodeChunkHeader(await c.read(20));
+    expect([h.handle, h.type]).toEqual([3n, REPLY_TYPE.ERROR]);
+    const e = Buffer.from(await c.read(h.length));
+    expect(e.readUInt32BE(0)).toBe(NBD_ERR.EIO);
+    expect(e.subarray(6).toString()).toContain("injected failure");
+
+    // An over-limit WRITE gets an error and its payload is skipped: the stream stays in sync.
+    const big = 33 << 20;
+    c.write(req(CMD.WRITE, 4n, 0, big));
+    for (let sent = 0; sent < big; sent += 1 << 20) c.write(new Uint8Array(1 << 20));
+    c.write(req(CMD.BLOCK_STATUS, 5n, 0, SIZE));
+    h = decodeChunkHeader(await c.read(20));
+    expect([h.handle, h.type]).toEqual([4n, REPLY_TYPE.ERROR]);
+    expect(Buffer.from(await c.read(h.length)).readUInt32BE(0)).toBe(NBD_ERR.EOVERFLOW);
+    h = decodeChunkHeader(await c.read(20), 0);
+    expect([h.handle, h.type]).toEqual([5n, REPLY_TYPE.BLOCK_STATUS]);
+    const bs = Buffer.from(await c.read(h.length));
+    expect([bs.readUInt32BE(0), bs.readUInt32BE(4), bs.readUInt32BE(8)]).toEqual([1, SIZE, 0]);
+
+    c.write(req(CMD.WRITE_ZEROES, 6n, 10_000, 1000));
+    expect(decodeChunkHeader(await c.read(20)).type).toBe(REPLY_TYPE.NONE);
+    expect(rwSource.mem.subarray(10_000, 11_000).every((b) => b === 0)).toBe(true);
+    c.write(req(CMD.WRITE, 7n, SIZE - 1, 2, 0, new Uint8Array(2)));
+    h = decodeChunkHeader(await c.read(20));
+    expect(Buffer.from(await c.read(h.length)).readUInt32BE(0)).toBe(NBD_ERR.ENOSPC);
+    c.end();
+  });
+});
