@@ -1,6 +1,9 @@
 // One executable, two roles: as PID 1 (or when asked) the boot agent, otherwise the host CLI.
 const argv0 = process.argv0 ?? "";
-if (process.pid === 1 || process.env.INETBOOT_AGENT === "1") {
+if (process.env.INETBOOT_ROLE === "nbd-daemon") {
+  const { runNbdDaemon } = await import("./nbd/daemon.ts");
+  await runNbdDaemon(JSON.parse(process.env.INETBOOT_NBD ?? "{}"));
+} else if (process.pid === 1 || process.env.INETBOOT_AGENT === "1") {
   const { runAgent } = await import("./agent/main.ts");
   await runAgent();
 } else {

@@ -99,11 +99,10 @@ export async function runAgent() {
     }
     await loadModules(plan);
     const net = await bringUpNetwork(plan);
-    void net;
     if (plan.shell) return await openShell("inetboot.shell given");
     if (plan.url || plan.root || plan.script) {
       const { bootFromPlan } = await import("./boot.ts");
-      await bootFromPlan(plan);
+      await bootFromPlan(plan, net);
       return;
     }
     await openShell("nothing to boot: give inetboot.url=, inetboot.root= or inetboot.script=");

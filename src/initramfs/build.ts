@@ -3,7 +3,7 @@
 // tree, then stream it as newc cpio through zstd. No root needed: device nodes are cpio entries.
 // Deterministic: entries sorted by path, inode numbers in that order, one mtime, uid/gid 0.
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UserError } from "../sys/errors.ts";
 import { CpioEncoder } from "./cpio.ts";
 import { isElfFile } from "./elf.ts";
@@ -224,6 +224,7 @@ export function planInitramfs(opts: InitramfsOptions): { tree: ArchiveTree; modu
   const names = (opts.modules ?? []).map((s) => s.trim()).filter(Boolean);
   if (names.length || opts.kernel) {
     if (!opts.kernel) throw new UserError("--modules needs --kernel DIR (a directory holding lib/modules/VERSION)");
+    if (!existsSync(opts.kernel)) throw new UserError(`kernel dir not found: ${opts.kernel}`);
     if (names.length) modules = addModules(tree, opts.kernel, opts.kver, names, log);
   }
   for (const s of specs) addExtra(tree, s);
@@ -235,6 +236,8 @@ const CHUNK = 1 << 20;
 /** Build the initramfs file. */
 export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsResult> {
   const mtime = opts.mtime ?? sourceDateEpoch();
+  const outDir = dirname(resolve(opts.out));
+  if (!existsSync(outDir) || !statSync(outDir).isDirectory()) throw new UserError(`output directory does not exist: ${outDir}`);
   const { tree, modules } = planInitramfs(opts);
   const entries = tree.sorted();
   let total = 0;
@@ -253,7 +256,7 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
         for (const c of enc.entry({ ...common, kind: "dir", perm: n.perm })) await sink.write(c);
       } else if (n.kind === "symlink") {
         for (const c of enc.entry({ ...common, kind: "symlink", perm: 0o777 }, new TextEncoder().encode(n.target))) await sink.write(c);
-      } else if (n.kind === "char" || n.kind === "block") {
+      } else if (n.kind !== "file") {
         for (const c of enc.entry({ ...common, kind: n.kind, perm: n.perm, major: n.major, minor: n.minor })) await sink.write(c);
       } else {
         await sink.write(enc.header({ ...common, kind: "file", perm: n.perm, size: n.size }));

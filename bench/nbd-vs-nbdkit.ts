@@ -1,0 +1,162 @@
+// `inetboot nbd` against nbdkit's curl plugin (the performance peer), both reading from the same
+// nginx on loopback, on the same realistic image: an ext4 filesystem holding /usr/bin (448 MiB,
+// built once by bench/store-pack.ts's recipe, cached in build/bench/). Not a test: prints a table.
+//
+//   sequential: nbdcopy of the whole export to null: (MB/s of export bytes)
+//   random:     N 4 KiB reads at fixed pseudo-random offsets, one qemu-io process, one at a time
+//               (reads/s)
+// cold = a fresh server process with nothing cached; warm = ours with --cache DIR already filled
+// by an earlier run (a fresh process: only the disk cache helps), nbdkit with --filter=cache on a
+// second pass through the same process.
+//
+// Usage: bun bench/nbd-vs-nbdkit.ts [--reads N] [--runs N]
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { packImage } from "../src/store/pack.ts";
+import { run, startNbd, startNginx, ROOT } from "../test/e2e/nbd-store-helpers.ts";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, def: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : def;
+};
+const READS = opt("reads", 400);
+const RUNS = opt("runs", 2);
+
+const benchDir = join(ROOT, "build/bench");
+const img = join(benchDir, "usr-bin.ext4");
+if (!existsSync(img)) {
+  mkdirSync(benchDir, { recursive: true });
+  console.error("building", img, "(mkfs.ext4 -d /usr/bin)…");
+  const r = Bun.spawnSync(["mkfs.ext4", "-q", "-F", "-d", "/usr/bin", img, "448M"], { stderr: "inherit" });
+  if (r.exitCode !== 0) throw new Error("mkfs.ext4 failed");
+}
+const size = statSync(img).size;
+// The web root: the image itself (raw mode, nbdkit) and its store, packed once.
+const www = join(benchDir, "www");
+mkdirSync(www, { recursive: true });
+const wwwImg = join(www, "usr-bin.ext4");
+if (!existsSync(wwwImg) || statSync(wwwImg).size !== size || statSync(wwwImg).mtimeMs < statSync(img).mtimeMs) {
+  rmSync(wwwImg, { force: true });
+  Bun.spawnSync(["cp", img, wwwImg]);
+}
+const storeDir = join(www, "store");
+if (!existsSync(join(storeDir, "index"))) {
+  const t0 = performance.now();
+  await packImage(img, storeDir, {});
+  console.error(`packed ${img} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+await Bun.file(wwwImg).arrayBuffer(); // page cache: nginx reads from RAM for every contestant
+
+const work = mkdtempSync(join(tmpdir(), "ibbench-nbd-"));
+const nginx = await startNginx(www, join(work, "nginx"));
+const rawUrl = nginx.url + "usr-bin.ext4";
+const storeUrl = nginx.url + "store/";
+
+// Fixed offsets (4 KiB aligned) so every contestant reads the same blocks.
+let seed = 12345;
+const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+const offsets = Array.from({ length: READS }, () => Math.floor(rnd() * (size / 4096)) * 4096);
+
+interface Server {
+  uri: string;
+  stop(): Promise<unknown>;
+}
+
+async function nbdkit(filters: string[] = []): Promise<Server> {
+  const sock = join(work, `nbdkit-${Math.random().toString(36).slice(2)}.sock`);
+  const p = Bun.spawn(["nbdkit", "-f", "-r", "-U", sock, ...filters.map((f) => `--filter=${f}`), "curl", `url=${rawUrl}`], {
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  for (let i = 0; !existsSync(sock); i++) {
+    if (p.exitCode !== null || i > 200) throw new Error("nbdkit did not start");
+    await Bun.sleep(25);
+  }
+  return { uri: `nbd+unix:///?socket=${sock}`, stop: () => (p.kill("SIGTERM"), p.exited) };
+}
+
+async function ours(spec: string, extra: string[] = []): Promise<Server> {
+  const sock = join(work, `ours-${Math.random().toString(36).slice(2)}.sock`);
+  const n = await startNbd(spec, ["--listen", `unix:${sock}`, ...extra]);
+  return { uri: n.uri, stop: () => n.stop() };
+}
+
+async function seq(uri: string): Promise<number> {
+  const r = await run(["nbdcopy", uri, "null:"], 600_000);
+  if (r.code !== 0) throw new Error(`nbdcopy failed: ${r.stderr}`);
+  return size / 1e6 / (r.ms / 1000);
+}
+
+async function random(uri: string): Promise<number> {
+  const args = offsets.flatMap((o) => ["-c", `read ${o} 4k`]);
+  const r = await run(["qemu-io", "-f", "raw", "-r", ...args, uri], 600_000);
+  if (r.code !== 0 || r.stdout.includes("error")) throw new Error(`qemu-io failed: ${r.stderr}${r.stdout.slice(0, 500)}`);
+  return READS / (r.ms / 1000);
+}
+
+type Row = { label: string; seq: number; rand: number };
+const rows: Row[] = [];
+const best = (xs: number[]) => Math.max(...xs);
+
+/** Runs `measure` RUNS times, each on a fresh server from `make` (cold) and keeps the best. */
+async function cold(label: string, make: () => Promise<Server>, before?: () => void): Promise<void> {
+  const s: number[] = [], r: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    before?.();
+    let srv = await make();
+    s.push(await seq(srv.uri));
+    await srv.stop();
+    before?.();
+    srv = await make();
+    r.push(await random(srv.uri));
+    await srv.stop();
+  }
+  rows.push({ label, seq: best(s), rand: best(r) });
+  console.error(`${label}: done`);
+}
+
+const cacheDir = join(work, "cache");
+const wipeCache = () => rmSync(cacheDir, { recursive: true, force: true });
+
+await cold("nbdkit curl, cold", () => nbdkit());
+await cold("inetboot nbd raw URL, cold", () => ours(rawUrl));
+await cold("inetboot nbd store, cold", () => ours(storeUrl));
+await cold("inetboot nbd store --cache, cold", () => ours(storeUrl, ["--cache", cacheDir]), wipeCache);
+
+// Warm: nbdkit's cache filter, second pass through the same process.
+{
+  const s: number[] = [], r: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const srv = await nbdkit(["cache"]);
+    await seq(srv.uri);
+    s.push(await seq(srv.uri));
+    r.push(await random(srv.uri));
+    await srv.stop();
+  }
+  rows.push({ label: "nbdkit curl --filter=cache, warm", seq: best(s), rand: best(r) });
+}
+// Warm: ours, a fresh process over a filled disk cache (what a second boot from USB sees).
+{
+  wipeCache();
+  const fill = await ours(storeUrl, ["--cache", cacheDir]);
+  await seq(fill.uri);
+  await fill.stop();
+  await cold("inetboot nbd store --cache, warm", () => ours(storeUrl, ["--cache", cacheDir]));
+}
+
+await nginx.stop();
+rmSync(work, { recursive: true, force: true });
+
+const peerCold = rows[0]!;
+const peerWarm = rows.find((r) => r.label.startsWith("nbdkit curl --filter"))!;
+const pad = (s: string, n: number) => s.padEnd(n);
+console.log(`image: ${img} (${(size / 2 ** 20).toFixed(0)} MiB ext4 of /usr/bin), nginx on 127.0.0.1, ${READS} random 4 KiB reads, best of ${RUNS}`);
+console.log(`${pad("server", 36)} ${pad("seq MB/s", 10)} ${pad("×nbdkit", 8)} ${pad("rand reads/s", 13)} ×nbdkit`);
+for (const r of rows) {
+  const peer = r.label.includes("warm") ? peerWarm : peerCold;
+  console.log(
+    `${pad(r.label, 36)} ${pad(r.seq.toFixed(0), 10)} ${pad((r.seq / peer.seq).toFixed(2), 8)} ${pad(r.rand.toFixed(0), 13)} ${(r.rand / peer.rand).toFixed(2)}`,
+  );
+}

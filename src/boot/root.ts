@@ -1,0 +1,107 @@
+// Network root: NBD daemon → /dev/nbdN → mount (read-only) → optional loop-mounted image inside →
+// overlayfs with a tmpfs upper layer → switch_root into the image's init.
+import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync } from "node:fs";
+import type { BootPlan } from "./cmdline.ts";
+import type { NetResult } from "../net/setup.ts";
+import { emit } from "../agent/events.ts";
+import { UserError } from "../sys/errors.ts";
+import { mount, MS } from "../sys/ffi.ts";
+import { detectFs, PROBE_BYTES, type FsType } from "./fsdetect.ts";
+import { DAEMON_ROLE, type DaemonConfig } from "../nbd/daemon.ts";
+import { trackChild } from "../agent/pid1.ts";
+
+const RUN = "/run/inetboot";
+const FS_MODULES: Record<string, string> = { squashfs: "squashfs", ext4: "ext4", erofs: "erofs", iso9660: "isofs", vfat: "vfat" };
+
+async function loadModule(name: string) {
+  const { openModuleTree, modprobe } = await import("../agent/coldplug.ts");
+  const tree = openModuleTree();
+  if (!tree) return; // built-in kernel or no modules shipped: mount will tell
+  const r = modprobe(tree, name);
+  if (r.failed.length) throw new UserError(`modprobe ${name}: ${r.failed.map((f) => f.error).join("; ")}`);
+}
+
+function probeFs(dev: string): FsType | null {
+  const fd = openSync(dev, "r");
+  try {
+    const b = new Uint8Array(PROBE_BYTES);
+    const n = readSync(fd, b, 0, b.byteLength, 0);
+    return detectFs(b.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function mountImage(dev: string, dir: string, wanted: string | undefined, what: string): Promise<string> {
+  const fstype = wanted ?? probeFs(dev);
+  if (!fstype) throw new UserError(`${what}: not a filesystem inetboot can mount (squashfs, ext4, erofs, iso9660, vfat); set inetboot.rootfstype=`);
+  const mod = FS_MODULES[fstype];
+  if (mod) await loadModule(mod);
+  mkdirSync(dir, { recursive: true });
+  mount(dev, dir, fstype, MS.RDONLY, fstype === "ext4" ? "noload" : null);
+  return fstype;
+}
+
+/** Starts the NBD daemon (a second copy of this executable) and waits until it serves. */
+async function startDaemon(cfg: DaemonConfig, timeoutMs = 90_000): Promise<void> {
+  const p = Bun.spawn([process.execPath], {
+    argv0: "@inetboot-nbd",
+    env: { ...process.env, INETBOOT_ROLE: DAEMON_ROLE, INETBOOT_NBD: JSON.stringify(cfg) },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  trackChild(p.pid);
+  let exited: number | null = null;
+  void p.exited.then((c) => (exited = c));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(cfg.readyFile)) return;
+    if (exited !== null) {
+      const why = existsSync(cfg.errorFile) ? readFileSync(cfg.errorFile, "utf8") : `exit status ${exited}`;
+      throw new UserError(`NBD server for ${cfg.url}: ${why}`);
+    }
+    await Bun.sleep(25);
+  }
+  throw new UserError(`NBD server for ${cfg.url}: not ready after ${timeoutMs / 1000} s`);
+}
+
+export interface MountedRoot {
+  newRoot: string;
+  device: string;
+  fstype: string;
+}
+
+export async function assembleRoot(plan: BootPlan, url: string, _net: NetResult | null): Promise<MountedRoot> {
+  mkdirSync(RUN, { recursive: true });
+  await loadModule("nbd");
+  const cfg: DaemonConfig = {
+    url, mirrors: plan.mirrors, socket: `${RUN}/nbd.sock`, readyFile: `${RUN}/nbd.ready`, errorFile: `${RUN}/nbd.error`,
+  };
+  await startDaemon(cfg);
+  const { attachNbd, waitForDevice } = await import("../nbd/kernel/attach.ts");
+  const att = attachNbd({ socketPath: cfg.socket });
+  await waitForDevice(att.index);
+  emit("nbd.attached", { device: att.device, size: att.size, url }, `${att.device}: ${att.size} bytes from ${url}`);
+
+  const image = `${RUN}/image`;
+  let fstype = await mountImage(att.device, image, plan.rootpath ? undefined : plan.rootfstype, url);
+  let lower = image;
+  if (plan.rootpath) {
+    const inner = `${image}/${plan.rootpath.replace(/^\/+/, "")}`;
+    if (!existsSync(inner)) throw new UserError(`inetboot.rootpath=${plan.rootpath}: no such file in the image`);
+    await loadModule("loop");
+    const { attachLoop } = await import("../sys/loop.ts");
+    const loop = await attachLoop(inner);
+    fstype = await mountImage(loop, `${RUN}/inner`, plan.rootfstype, `inetboot.rootpath=${plan.rootpath}`);
+    lower = `${RUN}/inner`;
+  }
+  // A read-only store boots a writable system: writes land in tmpfs.
+  await loadModule("overlay");
+  mkdirSync(`${RUN}/rw`, { recursive: true });
+  mount("tmpfs", `${RUN}/rw`, "tmpfs", 0, "mode=0755");
+  mkdirSync(`${RUN}/rw/upper`, { recursive: true });
+  mkdirSync(`${RUN}/rw/work`, { recursive: true });
+  mkdirSync("/sysroot", { recursive: true });
+  mount("overlay", "/sysroot", "overlay", 0, `lowerdir=${lower},upperdir=${RUN}/rw/upper,workdir=${RUN}/rw/work`);
+  emit("root.mounted", { device: att.device, fstype, rootpath: plan.rootpath ?? null, overlay: true }, `root: ${fstype} on ${att.device} (overlay on tmpfs)`);
+  return { newRoot: "/sysroot", device: att.device, fstype };
+}

@@ -1,0 +1,42 @@
+// The long-lived NBD server process of a network root (argv[0] "@inetboot-nbd": systemd's mark
+// for root-storage daemons, so the booted system's init leaves it running). It outlives the
+// initramfs, so it must not fault on pages that need the root device: its executable lives in
+// RAM (the initramfs' files are kept), and PR_SET_IO_FLUSHER lets its allocations dip into
+// reserves instead of waiting on writeback to the very device it serves.
+import { writeFileSync } from "node:fs";
+import { prctl, PR } from "../sys/ffi.ts";
+import { oneLine } from "../sys/errors.ts";
+
+export interface DaemonConfig {
+  url: string;
+  mirrors: string[];
+  socket: string;
+  readyFile: string;
+  errorFile: string;
+  cacheDir?: string;
+  deadlineMs?: number;
+}
+
+export const DAEMON_ROLE = "nbd-daemon";
+
+export async function runNbdDaemon(cfg: DaemonConfig) {
+  try {
+    prctl(PR.SET_IO_FLUSHER, 1);
+  } catch (e) {
+    process.stderr.write(`@inetboot-nbd: ${oneLine(e)} (continuing)\n`);
+  }
+  // The booted system's shutdown signals the daemons it does not know; the root still needs us.
+  process.on("SIGTERM", () => {});
+  process.on("SIGHUP", () => {});
+  try {
+    const { openSource } = await import("../store/open.ts");
+    const { startNbdServer } = await import("./server.ts");
+    const source = await openSource(cfg.url, { mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, deadlineMs: cfg.deadlineMs ?? 120_000 });
+    await startNbdServer({ source, listen: `unix:${cfg.socket}`, log: () => {} });
+    writeFileSync(cfg.readyFile, JSON.stringify({ size: source.size, blockSize: source.blockSize }));
+  } catch (e) {
+    writeFileSync(cfg.errorFile, oneLine(e));
+    process.stderr.write(`@inetboot-nbd: ${oneLine(e)}\n`);
+    process.exit(1);
+  }
+}

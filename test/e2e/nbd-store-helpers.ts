@@ -1,0 +1,206 @@
+// Helpers shared by the NBD-over-HTTP-store tests and bench/nbd-vs-nbdkit.ts: a test image built
+// by mkfs.ext4, nginx on a loopback port with an access log, and the real CLI (`inetboot serve`,
+// `inetboot nbd`) as subprocesses whose stderr is collected while they run.
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dir, "../..");
+export const MiB = 1 << 20;
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a program without blocking the event loop (servers under test may live in this process). */
+export async function run(cmd: string[], timeoutMs = 30_000): Promise<RunResult> {
+  const t0 = performance.now();
+  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const t = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(t);
+  return { code, stdout, stderr, ms: performance.now() - t0 };
+}
+
+export function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = l.port;
+  l.stop(true);
+  return p;
+}
+
+export const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+export const shaFile = (path: string) => sha(readFileSync(path));
+
+/** sha256 over every file (path + bytes) below dir: "did anything in the store change?" */
+export function hashTree(dir: string): string {
+  const h = createHash("sha256");
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else h.update(p.slice(dir.length) + "\0").update(readFileSync(p)).update(`\0${st.mtimeMs}\0`);
+    }
+  };
+  walk(dir);
+  return h.digest("hex");
+}
+
+/** An ext4 image holding real programs (compressible, some duplicate blocks) with zero regions
+ *  between them, as a real disk image has. */
+export function makeExt4Image(dir: string, sizeMiB: number, files: string[]): string {
+  const tree = join(dir, "tree");
+  mkdirSync(tree, { recursive: true });
+  for (const f of files) if (existsSync(f)) copyFileSync(f, join(tree, f.split("/").pop()!));
+  // the same file twice: chunk deduplication in the store
+  copyFileSync(files.find(existsSync)!, join(tree, "copy-of-first"));
+  const img = join(dir, "disk.img");
+  const r = Bun.spawnSync(["mkfs.ext4", "-q", "-F", "-E", "root_owner=0:0", "-d", tree, img, `${sizeMiB}M`], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`mkfs.ext4 failed: ${r.stderr.toString()}`);
+  return img;
+}
+
+/** Collects a subprocess's stderr into a string as it arrives; waitFor resolves on a match. */
+class StderrTap {
+  text = "";
+  private ended = false;
+  private waiters: (() => void)[] = [];
+  constructor(stream: ReadableStream<Uint8Array>) {
+    const dec = new TextDecoder();
+    void (async () => {
+      for await (const chunk of stream) {
+        this.text += dec.decode(chunk);
+        this.waiters.splice(0).forEach((w) => w());
+      }
+      this.ended = true;
+      this.waiters.splice(0).forEach((w) => w());
+    })();
+  }
+  async waitFor(re: RegExp, timeoutMs = 15_000): Promise<RegExpExecArray> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const m = re.exec(this.text);
+      if (m) return m;
+      if (this.ended) throw new Error(`process ended before ${re}: ${this.text}`);
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${re}: ${this.text}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, left);
+      });
+    }
+  }
+}
+
+export interface CliProcess {
+  proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
+  err: StderrTap;
+  /** SIGINT, then wait; returns the exit code */
+  stop(): Promise<number>;
+}
+
+function spawnCli(args: string[]): CliProcess {
+  const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const err = new StderrTap(proc.stderr);
+  return {
+    proc,
+    err,
+    async stop() {
+      if (proc.exitCode === null) proc.kill("SIGINT");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      const code = await proc.exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+export interface ServeProcess extends CliProcess {
+  url: string;
+  /** access-log lines (one per request) seen so far */
+  lines(): string[];
+}
+
+/** `inetboot serve DIR --port P` (P = 0: any free port). */
+export async function startServe(dir: string, port = 0): Promise<ServeProcess> {
+  const c = spawnCli(["serve", dir, "--port", String(port)]);
+  const m = await c.err.waitFor(/serving .* at (http:\S+)\n/);
+  return { ...c, url: m[1]!, lines: () => c.err.text.split("\n").filter((l) => /"(GET|HEAD) /.test(l)) };
+}
+
+export interface NbdProcess extends CliProcess {
+  uri: string;
+}
+
+/** `inetboot nbd SOURCE ...args`; resolves once it announced its NBD URI. */
+export async function startNbd(source: string, args: string[]): Promise<NbdProcess> {
+  const c = spawnCli(["nbd", source, ...args]);
+  const m = await c.err.waitFor(/serving .* on (nbd\S+)\n/);
+  return { ...c, uri: m[1]! };
+}
+
+export interface Nginx {
+  url: string;
+  port: number;
+  /** request lines of the access log ("GET /store/index 200 ...") */
+  lines(): string[];
+  stop(): Promise<void>;
+}
+
+/** Debian's nginx serving `root` on a loopback port, one access-log line per request. */
+export async function startNginx(root: string, workDir: string, port = freePort()): Promise<Nginx> {
+  mkdirSync(join(workDir, "tmp"), { recursive: true });
+  const log = join(workDir, "access.log");
+  writeFileSync(log, "");
+  const conf = join(workDir, "nginx.conf");
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid ${workDir}/nginx.pid;
+error_log ${workDir}/error.log;
+events { worker_connections 256; }
+http {
+  log_format req '"$request" $status $body_bytes_sent';
+  access_log ${log} req;
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_requests 100000;
+  client_body_temp_path ${workDir}/tmp;
+  proxy_temp_path ${workDir}/tmp;
+  fastcgi_temp_path ${workDir}/tmp;
+  uwsgi_temp_path ${workDir}/tmp;
+  scgi_temp_path ${workDir}/tmp;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+  }
+}
+`,
+  );
+  const proc = Bun.spawn(["nginx", "-p", workDir, "-c", conf], { stderr: "pipe", stdout: "ignore", stdin: "ignore" });
+  const url = `http://127.0.0.1:${port}/`;
+  for (let i = 0; ; i++) {
+    if (await fetch(url, { method: "HEAD" }).then(() => true, () => false)) break;
+    if (proc.exitCode !== null || i > 100) throw new Error(`nginx did not start: ${await new Response(proc.stderr).text()}`);
+    await Bun.sleep(50);
+  }
+  return {
+    url,
+    port,
+    lines: () => readFileSync(log, "utf8").split("\n").filter(Boolean),
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
+}
+
+/** The chunk GETs among access-log lines. */
+export const chunkGets = (lines: string[]) => lines.filter((l) => /"GET \S*\/chunks\/[0-9a-f]{2}\/[0-9a-f]{64}\.zst/.test(l));
