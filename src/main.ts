@@ -4,6 +4,8 @@ if (process.env.INETBOOT_ROLE === "nbd-daemon") {
   const { runNbdDaemon } = await import("./nbd/daemon.ts");
   await runNbdDaemon(JSON.parse(process.env.INETBOOT_NBD ?? "{}"));
 } else if (process.pid === 1 || process.env.INETBOOT_AGENT === "1") {
+  // A serial console logs plain text: no ANSI colours in the boot log.
+  process.env.NO_COLOR = "1";
   const { runAgent } = await import("./agent/main.ts");
   await runAgent();
 } else {

@@ -15,6 +15,8 @@ export interface NbdCliOptions {
   cow: boolean;
   cowFile?: string;
   name: string;
+  /** seconds before a read that no mirror answers fails with EIO (default 30) */
+  timeoutSec?: number;
 }
 
 /** A store dir, a NAME.index file or an http(s) URL goes to the store layer; a plain file is served directly. */
@@ -31,16 +33,18 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
     return openFileSource(spec, { readOnly: true });
   }
   // ---- hook: store-backed and raw-HTTP sources live in src/store/open.ts (the store layer's module).
-  let mod: { openSource(spec: string, opts: { mirrors: string[]; cacheDir?: string }): Promise<BlockSource> };
+  let mod: { openSource(spec: string, opts: { mirrors: string[]; cacheDir?: string; deadlineMs?: number }): Promise<BlockSource> };
   try {
     mod = await import("../store/open.ts");
   } catch {
     throw new UserError(`${spec}: ${http ? "http(s) sources are" : "store directories are"} not supported yet`);
   }
-  return mod.openSource(spec, { mirrors: o.mirrors, cacheDir: o.cacheDir });
+  const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
+  return mod.openSource(spec, { mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs });
 }
 
 export async function runNbd(o: NbdCliOptions): Promise<void> {
+  if (o.timeoutSec !== undefined && !(o.timeoutSec > 0)) throw new UserError(`--timeout must be a positive number of seconds`);
   let source = await openAny(o.source, o);
   if (o.cow || o.cowFile) source = await createCowSource(source, { file: o.cowFile });
   const server = await startNbdServer({

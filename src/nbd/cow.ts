@@ -104,7 +104,8 @@ export async function createCowSource(base: BlockSource, opts: CowOptions = {}):
     const len = grainLen(i);
     if (state[i] === DATA) return (await store.get(i, len)).slice();
     if (state[i] === ZERO) return new Uint8Array(len);
-    return base.read(i * GRAIN, len);
+    // A copy: mutate() changes this grain, and the base's bytes may be shared with its cache.
+    return (await base.read(i * GRAIN, len)).slice();
   }
 
   async function read(offset: number, length: number): Promise<Uint8Array> {

@@ -7,6 +7,7 @@ import { UserError } from "../sys/errors.ts";
 import { DEFAULT_INDEX_NAME } from "./chunk-name.ts";
 import { decodeIndex, IndexError, type StoreIndex } from "./format.ts";
 import { DiskCache } from "./fetcher/diskcache.ts";
+import { loadCachedIndex, saveCachedIndex } from "./fetcher/indexcache.ts";
 import type { ChunkLayer, Origin } from "./fetcher/layer.ts";
 import { MemCache } from "./fetcher/memcache.ts";
 import { MirrorLayer, MirrorSet } from "./fetcher/mirrors.ts";
@@ -33,6 +34,8 @@ export interface OpenOptions {
   maxParallel?: number;
   /** read-ahead on sequential access (default on) */
   readAhead?: boolean;
+  /** one-line warnings (default: stderr) */
+  log?: (line: string) => void;
 }
 
 export function isHttpUrl(s: string): boolean {
@@ -103,7 +106,19 @@ export async function loadStore(
 
 type Probe = { kind: "store"; store: LoadedStore } | { kind: "raw"; urls: string[] };
 
-async function probeHttp(spec: string, mirrors: string[], pool: HttpPool, deadlineMs: number): Promise<Probe> {
+interface OfflineIndex {
+  /** disk cache dir holding indexes/ (the last verified index of each URL) */
+  cacheDir: string;
+  log: (line: string) => void;
+}
+
+async function probeHttp(
+  spec: string,
+  mirrors: string[],
+  pool: HttpPool,
+  deadlineMs: number,
+  offline?: OfflineIndex,
+): Promise<Probe> {
   let loc: { base: string; indexName: string };
   try {
     loc = splitStoreUrl(spec);
@@ -120,16 +135,32 @@ async function probeHttp(spec: string, mirrors: string[], pool: HttpPool, deadli
       if (loc.indexName !== DEFAULT_INDEX_NAME || spec.endsWith("/")) return { kind: "raw", urls: [] };
       return { kind: "raw", urls: [spec, ...mirrors] };
     }
-    // The primary is unreachable: the mirrors may still serve the index.
-    const set = new MirrorSet(bases.map((name) => ({ name })), { deadlineMs, attemptTimeoutMs: pool.timeoutMs });
-    try {
-      bytes = await set.run(`index ${primaryIndex}`, (m, signal) => pool.get(m.name + loc.indexName, undefined, signal));
-    } catch (e2) {
-      throw new UserError(`cannot fetch store index: ${(e as Error).message}`);
+    const cached = offline ? await loadCachedIndex(offline.cacheDir, primaryIndex) : null;
+    if (cached) {
+      // A cached index makes waiting out the deadline pointless: one pass over the mirrors, then
+      // boot from the cache (chunks the cache lacks still fail over to mirrors that come back).
+      for (const b of bases.slice(1)) {
+        bytes = await pool.get(b + loc.indexName).catch(() => null);
+        if (bytes) break;
+      }
+      if (!bytes) {
+        offline!.log(`warning: store index unreachable (${(e as Error).message}); using the cached copy in ${offline!.cacheDir}`);
+        const location: StoreLocation = { kind: "http", bases, indexName: loc.indexName };
+        return { kind: "store", store: { index: cached.index, location, indexBytes: cached.bytes.length } };
+      }
+    } else {
+      // The primary is unreachable: the mirrors may still serve the index.
+      const set = new MirrorSet(bases.map((name) => ({ name })), { deadlineMs, attemptTimeoutMs: pool.timeoutMs });
+      try {
+        bytes = await set.run(`index ${primaryIndex}`, (m, signal) => pool.get(m.name + loc.indexName, undefined, signal));
+      } catch (e2) {
+        throw new UserError(`cannot fetch store index: ${(e as Error).message}`);
+      }
     }
   }
-  const index = decodeOrExplain(bytes, primaryIndex);
-  return { kind: "store", store: { index, location: { kind: "http", bases, indexName: loc.indexName }, indexBytes: bytes.length } };
+  const index = decodeOrExplain(bytes!, primaryIndex);
+  if (offline) await saveCachedIndex(offline.cacheDir, primaryIndex, bytes!).catch(() => {}); // a read-only cache is no error
+  return { kind: "store", store: { index, location: { kind: "http", bases, indexName: loc.indexName }, indexBytes: bytes!.length } };
 }
 
 /** Builds the fetcher stack for a store location (memory LRU ← single-flight ← disk cache ← mirrors). */
@@ -152,14 +183,16 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
   const deadlineMs = opts.deadlineMs ?? 30_000;
   const pool = new HttpPool({
     maxParallel: opts.maxParallel ?? 8,
-    timeoutMs: opts.requestTimeoutMs ?? Math.min(10_000, deadlineMs),
+    // A third of the deadline at most, so a stalled mirror leaves time to fail over to another.
+    timeoutMs: opts.requestTimeoutMs ?? Math.min(10_000, Math.max(100, Math.floor(deadlineMs / 3))),
   });
   const wrap = (s: BlockSource) => (opts.readAhead === false ? s : new ReadAhead(s));
   if (!isHttpUrl(spec)) {
     const store = await loadStore(spec);
     return new StoreReader(store.index, chunkStack(store.location, { memCacheBytes: opts.memCacheBytes }));
   }
-  const probe = await probeHttp(spec, opts.mirrors, pool, deadlineMs);
+  const log = opts.log ?? ((line: string) => process.stderr.write(line + "\n"));
+  const probe = await probeHttp(spec, opts.mirrors, pool, deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log } : undefined);
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     return wrap(new StoreReader(index, chunkStack(location, { ...opts, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs })));

@@ -7,6 +7,17 @@ import { BlockError, type BlockSource } from "./source.ts";
 import { MirrorSet, type MirrorOptions } from "./fetcher/mirrors.ts";
 import type { HttpPool } from "./fetcher/pool.ts";
 
+/** When consecutive blocks are adjacent views of one buffer (one Range response), bytes
+ *  [start, start+length) of their concatenation as a single view: no copy. Else null. */
+function contiguousView(blocks: Uint8Array[], start: number, length: number): Uint8Array | null {
+  const b0 = blocks[0]!;
+  for (let k = 1; k < blocks.length; k++) {
+    const prev = blocks[k - 1]!, cur = blocks[k]!;
+    if (cur.buffer !== b0.buffer || cur.byteOffset !== prev.byteOffset + prev.byteLength) return null;
+  }
+  return new Uint8Array(b0.buffer, b0.byteOffset + start, length);
+}
+
 /** largest single Range request, so one huge read does not become one huge GET */
 const MAX_REQUEST = 4 * 1024 * 1024;
 
@@ -70,8 +81,10 @@ export class RawHttpSource implements BlockSource {
       );
       for (let b = s; b < endExcl; b++) {
         const p = all.then((buf) => {
+          // Views, not copies: the blocks of one response share its buffer (read() below can
+          // then hand out a run of them as one view).
           const off = (b - s) * this.fetchBlock;
-          const data = buf.slice(off, off + this.blockLen(b));
+          const data = buf.subarray(off, off + this.blockLen(b));
           this.remember(b, data);
           return data;
         });
@@ -109,28 +122,30 @@ export class RawHttpSource implements BlockSource {
   async read(offset: number, length: number): Promise<Uint8Array> {
     if (offset < 0 || length < 0 || offset + length > this.size)
       throw new BlockError("EINVAL", `read ${offset}+${length} beyond image size ${this.size}`);
-    const out = new Uint8Array(length);
-    if (length === 0) return out;
+    if (length === 0) return new Uint8Array(0);
     const fb = this.fetchBlock;
     const first = Math.floor(offset / fb);
     const last = Math.floor((offset + length - 1) / fb);
     this.ensure(first, last);
-    const jobs: Promise<void>[] = [];
-    for (let b = first; b <= last; b++) {
-      jobs.push(
-        this.block(b).then((data) => {
-          const bStart = b * fb;
-          const from = Math.max(offset, bStart);
-          const to = Math.min(offset + length, bStart + data.length);
-          out.set(data.subarray(from - bStart, to - bStart), from - offset);
-        }),
-      );
-    }
+    let blocks: Uint8Array[];
     try {
-      await Promise.all(jobs);
+      const jobs: Promise<Uint8Array>[] = [];
+      for (let b = first; b <= last; b++) jobs.push(this.block(b));
+      blocks = await Promise.all(jobs);
     } catch (e) {
       if (e instanceof BlockError) throw e;
       throw new BlockError("EIO", (e as Error).message);
+    }
+    const start = offset - first * fb;
+    const view = contiguousView(blocks, start, length);
+    if (view) return view;
+    const out = new Uint8Array(length);
+    for (let k = 0; k < blocks.length; k++) {
+      const data = blocks[k]!;
+      const bStart = (first + k) * fb;
+      const from = Math.max(offset, bStart);
+      const to = Math.min(offset + length, bStart + data.length);
+      out.set(data.subarray(from - bStart, to - bStart), from - offset);
     }
     return out;
   }

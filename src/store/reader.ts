@@ -41,11 +41,17 @@ export class StoreReader implements BlockSource {
   async read(offset: number, length: number): Promise<Uint8Array> {
     if (offset < 0 || length < 0 || offset + length > this.size)
       throw new BlockError("EINVAL", `read ${offset}+${length} beyond image size ${this.size}`);
-    const out = new Uint8Array(length);
-    if (length === 0) return out;
+    if (length === 0) return new Uint8Array(0);
     const cs = this.index.chunkSize;
     const first = Math.floor(offset / cs);
     const last = Math.floor((offset + length - 1) / cs);
+    if (first === last) {
+      // Inside one chunk (the common case: clients read chunk-aligned blocks): a view, no copy.
+      const data = await this.chunk(first);
+      const from = offset - first * cs;
+      return data.subarray(from, from + length);
+    }
+    const out = new Uint8Array(length);
     const jobs: Promise<void>[] = [];
     for (let i = first; i <= last; i++) {
       if (this.refs[i] === null) continue; // already zero in `out`

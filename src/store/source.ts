@@ -18,7 +18,8 @@ export interface BlockSource {
   /** Preferred block size for clients (the chunk size of a store, 4096 otherwise). */
   readonly blockSize: number;
   /** Reads exactly `length` bytes at `offset` (caller checks bounds). Rejects with an Error whose
-   *  `code` is "EIO" when the data cannot be fetched or verified. */
+   *  `code` is "EIO" when the data cannot be fetched or verified. The bytes may be a view shared
+   *  with a cache (no copy on the hot path): callers must not modify them. */
   read(offset: number, length: number): Promise<Uint8Array>;
   write?(offset: number, data: Uint8Array): Promise<void>;
   zero?(offset: number, length: number): Promise<void>;

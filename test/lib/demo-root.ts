@@ -193,7 +193,7 @@ export function buildDemoRoot(opts: { log?: (s: string) => void; force?: boolean
       "--variant=minbase",
       "--format=directory",
       `--include=${DEMO_PACKAGES.join(",")}`,
-      ...DPKG_EXCLUDES.map((o) => `--dpkg-opt=${o}`),
+      ...DPKG_EXCLUDES.map((o) => `--dpkgopt=${o}`),
       ...customizeHooks(overlay).map((h) => `--customize-hook=${h}`),
       DEMO_SUITE,
       tree,

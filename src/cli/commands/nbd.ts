@@ -22,6 +22,7 @@ export default defineCommand({
     cow: { type: "boolean", default: false, description: "accept writes into a RAM copy-on-write overlay" },
     "cow-file": { type: "string", description: "copy-on-write overlay in this local sparse file (implies --cow)" },
     name: { type: "string", default: "", description: "export name" },
+    timeout: { type: "string", description: "seconds before a read no mirror answers fails with EIO (default 30)" },
   },
   async run(ctx) {
     const a = ctx.args as Record<string, string | boolean | undefined>;
@@ -35,6 +36,7 @@ export default defineCommand({
         cow: a.cow === true,
         cowFile: (a["cow-file"] as string | undefined) || undefined,
         name: String(a.name ?? ""),
+        timeoutSec: a.timeout === undefined ? undefined : Number(a.timeout),
       });
     })({ args: {} });
   },
