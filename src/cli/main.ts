@@ -13,6 +13,12 @@ const main = defineCommand({
     info: () => import("./commands/info.ts").then((m) => m.default),
     nbd: () => import("./commands/nbd.ts").then((m) => m.default),
     serve: () => import("./commands/serve.ts").then((m) => m.default),
+    iso: () => import("./commands/iso.ts").then((m) => m.default),
+    usb: () => import("./commands/usb.ts").then((m) => m.default),
+    cache: () => import("./commands/cache.ts").then((m) => m.default),
+    keygen: () => import("./commands/keygen.ts").then((m) => m.default),
+    sign: () => import("./commands/sign.ts").then((m) => m.default),
+    manifest: () => import("./commands/manifest.ts").then((m) => m.default),
   },
 });
 

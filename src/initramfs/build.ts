@@ -10,6 +10,7 @@ import { isElfFile } from "./elf.ts";
 import { mirrorHostPath, sharedLibClosure } from "./libs.ts";
 import { openSink, DEFAULT_ZSTD_LEVEL, type Compression } from "./sink.ts";
 import { ArchiveTree } from "./tree.ts";
+import { ALLOW_UNSIGNED_PATH, formatPublicKey, readPublicKeyFile, TRUSTED_DIR } from "../manifest/keys.ts";
 import { loadKernelModules, type KernelModules } from "../kmod/tree.ts";
 import { formatModulesAlias, formatModulesDep, formatModulesSoftdep, loadOrder, moduleName, UnknownModuleError, type ModuleTable } from "../kmod/modules-dep.ts";
 
@@ -33,6 +34,10 @@ export interface InitramfsOptions {
   modules?: string[];
   /** Extra files: {src,dest} or "SRC:DEST" strings. A directory is copied recursively. */
   files?: Array<FileSpec | string>;
+  /** Public key files (KEY.pub) the agent trusts for manifests and scripts: /etc/inetboot/trusted/<key id>.pub. */
+  trust?: string[];
+  /** Let the agent accept unsigned manifests (writes /etc/inetboot/allow-unsigned). */
+  allowUnsigned?: boolean;
   /** Add /bin/busybox (from `busybox`, default /bin/busybox) and /bin/sh. */
   withBusybox?: boolean;
   busybox?: string;
@@ -199,6 +204,26 @@ function resolvedSoftdeps(k: KernelModules, order: string[]): ModuleTable {
   return t;
 }
 
+/** Trusted signing keys, checked and written in canonical form under the key id, and the unsigned switch. */
+function addTrust(tree: ArchiveTree, pubs: string[], allowUnsigned: boolean): void {
+  const text = (s: string) => new TextEncoder().encode(s);
+  for (const p of pubs) {
+    let k;
+    try {
+      k = readPublicKeyFile(p);
+    } catch (e) {
+      const msg = (e as Error).message;
+      throw new UserError(`bad --trust ${p}: ${msg.startsWith(`${p}: `) ? msg.slice(p.length + 2) : msg}`);
+    }
+    const b = text(formatPublicKey(k));
+    tree.addFile(`${TRUSTED_DIR}/${k.id}.pub`, b, b.length, 0o644);
+  }
+  if (allowUnsigned) {
+    const b = text("unsigned manifests and scripts are accepted (inetboot initramfs --allow-unsigned)\n");
+    tree.addFile(ALLOW_UNSIGNED_PATH, b, b.length, 0o644);
+  }
+}
+
 /** Lay out the archive tree (no bytes written yet). */
 export function planInitramfs(opts: InitramfsOptions): { tree: ArchiveTree; modules: string[] } {
   const log = opts.log ?? (() => {});
@@ -227,6 +252,7 @@ export function planInitramfs(opts: InitramfsOptions): { tree: ArchiveTree; modu
     if (!existsSync(opts.kernel)) throw new UserError(`kernel dir not found: ${opts.kernel}`);
     if (names.length) modules = addModules(tree, opts.kernel, opts.kver, names, log);
   }
+  addTrust(tree, opts.trust ?? [], !!opts.allowUnsigned);
   for (const s of specs) addExtra(tree, s);
   return { tree, modules };
 }

@@ -30,3 +30,18 @@ export function unpackChunk(ref: ChunkRef, packed: Uint8Array): Uint8Array {
   if (sha256Hex(plain) !== ref.hex) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: digest mismatch`);
   return plain;
 }
+
+/** unpackChunk with the decompression on Bun's thread pool, so the event loop (NBD replies, HTTP)
+ *  keeps running while a chunk inflates. Same checks, same errors. */
+export async function unpackChunkAsync(ref: ChunkRef, packed: Uint8Array): Promise<Uint8Array> {
+  let plain: Uint8Array;
+  try {
+    plain = await Bun.zstdDecompress(packed);
+  } catch {
+    throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: not valid zstd data`);
+  }
+  if (plain.length !== ref.size)
+    throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: ${plain.length} bytes, expected ${ref.size}`);
+  if (sha256Hex(plain) !== ref.hex) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: digest mismatch`);
+  return plain;
+}

@@ -28,9 +28,9 @@ export interface OpenOptions {
   memCacheBytes?: number;
   /** a read fails with EIO when no mirror delivered within this many ms (default 30 s) */
   deadlineMs?: number;
-  /** per-request timeout (default min(10 s, deadline)) */
+  /** per-request timeout (default min(10 s, deadline / 3)) */
   requestTimeoutMs?: number;
-  /** parallel HTTP requests (default 8) */
+  /** parallel HTTP requests (default 16: loopback/LAN throughput needs more than 8 in flight) */
   maxParallel?: number;
   /** read-ahead on sequential access (default on) */
   readAhead?: boolean;
@@ -182,7 +182,7 @@ export function chunkStack(
 export async function openSource(spec: string, opts: OpenOptions): Promise<BlockSource> {
   const deadlineMs = opts.deadlineMs ?? 30_000;
   const pool = new HttpPool({
-    maxParallel: opts.maxParallel ?? 8,
+    maxParallel: opts.maxParallel ?? 16,
     // A third of the deadline at most, so a stalled mirror leaves time to fail over to another.
     timeoutMs: opts.requestTimeoutMs ?? Math.min(10_000, Math.max(100, Math.floor(deadlineMs / 3))),
   });

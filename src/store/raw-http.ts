@@ -18,8 +18,9 @@ function contiguousView(blocks: Uint8Array[], start: number, length: number): Ui
   return new Uint8Array(b0.buffer, b0.byteOffset + start, length);
 }
 
-/** largest single Range request, so one huge read does not become one huge GET */
-const MAX_REQUEST = 4 * 1024 * 1024;
+/** largest single Range request: one huge read does not become one huge GET (measured: 1 MiB
+ *  bodies come through Bun's fetch faster than 4 MiB ones) */
+const MAX_REQUEST = 1024 * 1024;
 
 export interface RawOptions extends MirrorOptions {
   /** fetch granularity in bytes (default 128 KiB) */

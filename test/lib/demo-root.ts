@@ -222,3 +222,43 @@ if (import.meta.main) {
   const r = buildDemoRoot({ force: process.argv.includes("--force") });
   process.stdout.write(`${r.squashfs}\n`);
 }
+
+/**
+ * Host-side check of a built demo squashfs (unsquashfs listing and file reads, nothing executed):
+ * returns the problems found, empty when the image has what the demo relies on.
+ */
+export function checkDemoImage(squashfs: string): string[] {
+  need("unsquashfs", "squashfs-tools");
+  const listing = run(["unsquashfs", "-lls", "-d", "", squashfs]);
+  const entries = new Map<string, string>();
+  for (const line of listing.split("\n")) {
+    // "-rwxr-xr-x root/root  1234 2024-01-01 00:00 /path" or "lrwxrwxrwx ... /path -> target"
+    const m = line.match(/^([-dlcbps][-rwxsStT]{9})\s+\S+\s+\S+\s+\S+\s+\S+\s+(\/\S*)(?: -> (\S+))?$/);
+    if (m) entries.set(m[2]!, `${m[1]}${m[3] ? ` -> ${m[3]}` : ""}`);
+  }
+  const problems: string[] = [];
+  const want = (path: string, re: RegExp) => {
+    const e = entries.get(path);
+    if (!e) problems.push(`missing ${path}`);
+    else if (!re.test(e)) problems.push(`${path}: ${e} (want ${re})`);
+  };
+  const cat = (path: string) => run(["unsquashfs", "-cat", squashfs, path.slice(1)]);
+  // bookworm is merged-/usr: /sbin is a link to usr/sbin, where init points at systemd.
+  want("/sbin", /^l.* -> usr\/sbin$/);
+  want("/usr/sbin/init", /^l.* -> .*systemd$/);
+  want("/etc/systemd/system/inetboot-marker.service", /^-rw-r--r--/);
+  want("/usr/local/sbin/inetboot-marker", /^-rwxr-xr-x/);
+  want("/etc/systemd/system/multi-user.target.wants/inetboot-marker.service", /^l.* -> \/etc\/systemd\/system\/inetboot-marker.service$/);
+  want("/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", /^l/);
+  want("/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf", /^-rw-r--r--/);
+  want("/usr/bin/systemctl", /^-rwxr-xr-x/);
+  want("/usr/sbin/agetty", /^-rwxr-xr-x/);
+  if (problems.length) return problems;
+  if (cat("/etc/hostname").trim() !== DEMO_HOSTNAME) problems.push("/etc/hostname is not " + DEMO_HOSTNAME);
+  if (!cat("/usr/local/sbin/inetboot-marker").includes(DEMO_MARKER)) problems.push("marker script does not print the marker");
+  if (!cat("/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf").includes("--autologin root"))
+    problems.push("no autologin on ttyS0");
+  if (/^\s*[^#\s]/m.test(cat("/etc/fstab"))) problems.push("/etc/fstab is not empty");
+  if (!/^root:[^:!*]+:/m.test(cat("/etc/shadow"))) problems.push("root has no password");
+  return problems;
+}

@@ -60,8 +60,9 @@ mounted() { grep -q "^[^ ]* $1 " /proc/mounts 2>/dev/null; }
 mounted /proc || mount -t proc proc /proc
 mounted /sys || mount -t sysfs sysfs /sys
 mounted /dev || mount -t devtmpfs devtmpfs /dev
-# PID 1's stdout is usually the console already; print once there, else to both.
-if [ "$(readlink /proc/$$/fd/1)" = /dev/console ]; then say() { echo "$*"; }
+# PID 1's stdout is usually the console already (compare device numbers: the node it was opened
+# through may be gone after switch_root); print once there, else to both.
+if [ "$(stat -L -c %t:%T /proc/$$/fd/1 2>/dev/null)" = "$(stat -L -c %t:%T /dev/console)" ]; then say() { echo "$*"; }
 else say() { echo "$*"; echo "$*" > /dev/console; }; fi
 rootfs=$(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts)
 say "INETBOOT-ROOT-MARKER fstype=${label} root=$rootfs pid=$$"
@@ -184,7 +185,7 @@ export function buildBusyboxRoot(opts: BusyboxRootOptions): BusyboxRoot {
   const outDir = opts.outDir ?? ROOTS_DIR;
   const bigMiB = opts.bigMiB ?? 8;
   const label = opts.label ?? fstype;
-  const key = cacheKey({ v: 3, fstype, bigMiB, label, init: initScript(label), busybox: busyboxHash() });
+  const key = cacheKey({ v: 4, fstype, bigMiB, label, init: initScript(label), busybox: busyboxHash() });
   const image = join(outDir, `busybox-${label}-${key}.${EXT[fstype]}`);
   const r = cached(image, (tmp) => {
     const stage = `${tmp}.d`;

@@ -114,7 +114,8 @@ export function attachNbd(o: { socketPath: string; exportName?: string; index?: 
     nl = socket(AF.NETLINK, SOCK.RAW | SOCK.CLOEXEC, NETLINK_GENERIC);
     bind(nl, new Uint8Array(12).fill(0).map((v, i) => (i === 0 ? AF.NETLINK : v)), "bind(netlink)");
     const family = nbdFamily(nl);
-    const blockSize = info.size % 4096 === 0 ? 4096 : 512;
+    // 512-byte logical blocks: iso9660 (2048) and small ext4 (1024) refuse devices with bigger ones.
+    const blockSize = 512;
     const req = encodeGenlRequest(
       family, NBD_CMD.CONNECT, NBD_GENL.VERSION, seq++,
       nbdConnectAttrs({ fd, size: info.size, blockSize, serverFlags: info.flags, timeoutS: o.timeoutS ?? 300, index: o.index, identifier: "inetboot" }),

@@ -5,9 +5,11 @@
 import { mkdir, readFile, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
-import { unpackChunk, type ChunkRef } from "../chunk.ts";
+import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
 import { writeAtomic } from "../atomic.ts";
 import type { ChunkLayer } from "./layer.ts";
+import { sha256Hex } from "../chunk-name.ts"; // for verifyCacheEntry (host tools, below)
+import { ChunkError } from "../chunk.ts";
 
 export class DiskCache implements ChunkLayer {
   hits = 0;
@@ -26,7 +28,7 @@ export class DiskCache implements ChunkLayer {
     const packed = await readFile(path).catch(() => null);
     if (packed) {
       try {
-        const plain = unpackChunk(ref, packed);
+        const plain = await unpackChunkAsync(ref, packed);
         this.hits++;
         return plain;
       } catch {
@@ -56,4 +58,26 @@ export class DiskCache implements ChunkLayer {
     await this.flush();
     await this.inner.close?.();
   }
+}
+
+// For host tools (`inetboot cache`) that walk a cache dir without an index, so without lengths.
+
+/** File name of a cache entry: <64 hex sha256 of the plain bytes>.zst (under chunks/<first 2 hex>/). */
+export const CACHE_ENTRY_NAME = /^([0-9a-f]{64})\.zst$/;
+
+/** Where the entry for `hex` lives below a cache dir. */
+export function cacheEntryPath(dir: string, hex: string): string {
+  return join(dir, chunkPath(hex));
+}
+
+/** Checks an entry whose plain length is unknown: one zstd frame whose plain bytes hash to `hex`. */
+export async function verifyCacheEntry(hex: string, packed: Uint8Array): Promise<Uint8Array> {
+  let plain: Uint8Array;
+  try {
+    plain = await Bun.zstdDecompress(packed);
+  } catch {
+    throw new ChunkError(`chunk ${hex.slice(0, 16)}…: not valid zstd data`);
+  }
+  if (sha256Hex(plain) !== hex) throw new ChunkError(`chunk ${hex.slice(0, 16)}…: digest mismatch`);
+  return plain;
 }

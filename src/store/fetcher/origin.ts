@@ -1,8 +1,8 @@
-// Bottom layers: where chunk bytes come from. Both verify (unpackChunk) before returning.
+// Bottom layers: where chunk bytes come from. Both verify (unpackChunkAsync) before returning.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
-import { ChunkError, unpackChunk, type ChunkRef } from "../chunk.ts";
+import { ChunkError, unpackChunkAsync, type ChunkRef } from "../chunk.ts";
 import type { Origin } from "./layer.ts";
 import type { HttpPool } from "./pool.ts";
 
@@ -22,7 +22,7 @@ export class HttpOrigin implements Origin {
   async get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
     const packed = await this.pool.get(this.name + chunkPath(ref.hex), undefined, signal);
     try {
-      return unpackChunk(ref, packed);
+      return await unpackChunkAsync(ref, packed);
     } catch (e) {
       throw new ChunkError(`${this.name}: ${(e as Error).message}`);
     }
@@ -36,6 +36,6 @@ export class DirOrigin implements Origin {
     const packed = await readFile(path).catch((e) => {
       throw new ChunkError(`${path}: ${e.code === "ENOENT" ? "missing" : e.message}`);
     });
-    return unpackChunk(ref, packed);
+    return unpackChunkAsync(ref, packed);
   }
 }

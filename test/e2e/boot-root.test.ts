@@ -1,0 +1,150 @@
+// End to end: the agent boots a block store on HTTP as the root filesystem through the kernel's
+// NBD driver. The busybox test root proves it from inside: marker, writable overlay, and the
+// sha256 of a data file read through NBD, the fetcher and the store.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withGuest, type Guest } from "../lib/qemu.ts";
+import { buildBusyboxRoot, buildKnoppixRoot, type BusyboxRoot } from "../lib/roots.ts";
+import { run } from "../lib/sh.ts";
+import { startNginx, startServe, type Nginx, type ServeProcess } from "./nbd-store-helpers.ts";
+
+const T = 240_000;
+const www = mkdtempSync(join(tmpdir(), "inetboot-roots-"));
+const roots: Record<string, BusyboxRoot> = {};
+let serve: ServeProcess;
+let nginx: Nginx;
+
+function pack(image: string, name: string) {
+  run([join(import.meta.dir, "../../build/inetboot"), "pack", image, join(www, name)]);
+}
+
+beforeAll(async () => {
+  for (const fstype of ["squashfs", "ext4", "erofs", "iso9660"] as const) {
+    roots[fstype] = buildBusyboxRoot({ fstype });
+    pack(roots[fstype]!.image, fstype);
+  }
+  roots.knoppix = buildKnoppixRoot({ outer: "ext4" });
+  pack(roots.knoppix!.image, "knoppix");
+  mkdirSync(join(www, "junk"));
+  writeFileSync(join(www, "junk.img"), new Uint8Array(4 << 20).fill(0x5a));
+  pack(join(www, "junk.img"), "junk");
+  serve = await startServe(www);
+  nginx = await startNginx(www, mkdtempSync(join(tmpdir(), "inetboot-nginx-")));
+}, T);
+afterAll(async () => {
+  await serve?.stop();
+  await nginx?.stop();
+});
+
+/** 127.0.0.1:P on the host is 10.0.2.2:P in the guest. */
+const guestUrl = (hostUrl: string, path: string) => hostUrl.replace("127.0.0.1", "10.0.2.2") + path;
+
+async function expectRootBoot(g: Guest, r: BusyboxRoot) {
+  const att = await g.waitEvent("nbd.attached");
+  expect(String(att.device)).toMatch(/^\/dev\/nbd\d+$/);
+  await g.waitEvent("switch_root");
+  await g.waitText(/ROOT-DONE/, 120_000);
+  expect(g.output).toContain(`INETBOOT-ROOT-MARKER fstype=${r.label}`);
+  expect(g.output).toContain("root=overlay");
+  expect(g.output).toContain("OVERLAY-OK");
+  expect(g.output).toContain(`BIG-SHA256 ${r.sha256OfBig}`);
+  expect(await g.exited).toBe(0);
+  expect(g.output).not.toMatch(/I\/O error|Kernel panic/);
+}
+
+describe("network root through NBD", () => {
+  test(
+    "squashfs store served by inetboot serve",
+    async () => {
+      await withGuest({ append: `quiet inetboot.root=${guestUrl(serve.url, "squashfs/")}` }, async (g) => {
+        await expectRootBoot(g, roots.squashfs!);
+        expect((g.event("root.mounted") as { fstype: string }).fstype).toBe("squashfs");
+      });
+    },
+    T,
+  );
+
+  test(
+    "ext4 store served by nginx, with the seed's httpfuse= name",
+    async () => {
+      await withGuest({ append: `quiet httpfuse=${guestUrl(nginx.url, "ext4/")}` }, async (g) => {
+        await expectRootBoot(g, roots.ext4!);
+        expect((g.event("root.mounted") as { fstype: string }).fstype).toBe("ext4");
+      });
+      expect(nginx.lines().some((l) => l.includes("GET /ext4/index"))).toBe(true);
+    },
+    T,
+  );
+
+  test(
+    "erofs and iso9660 are detected",
+    async () => {
+      for (const fs of ["erofs", "iso9660"] as const) {
+        await withGuest({ append: `quiet inetboot.root=${guestUrl(serve.url, `${fs}/`)}` }, async (g) => {
+          await expectRootBoot(g, roots[fs]!);
+          expect((g.event("root.mounted") as { fstype: string }).fstype).toBe(fs);
+        });
+      }
+    },
+    T,
+  );
+
+  test(
+    "inetboot.rootpath loop-mounts an image inside the store (the seed's /KNOPPIX/KNOPPIX)",
+    async () => {
+      await withGuest({ append: `quiet inetboot.root=${guestUrl(serve.url, "knoppix/")} inetboot.rootpath=/KNOPPIX/KNOPPIX` }, async (g) => {
+        await expectRootBoot(g, roots.knoppix!);
+        expect((g.event("root.mounted") as { rootpath: string }).rootpath).toBe("/KNOPPIX/KNOPPIX");
+      });
+    },
+    T,
+  );
+
+  test(
+    "the serving mirror dies mid-boot; the second mirror finishes it without an I/O error",
+    async () => {
+      const primary = await startServe(www);
+      const second = await startServe(www);
+      try {
+        const append = `inetboot.root=${guestUrl(primary.url, "squashfs/")} inetboot.mirror=${guestUrl(second.url, "squashfs/")}`;
+        await withGuest({ append: `quiet ${append}` }, async (g) => {
+          await g.waitEvent("nbd.attached");
+          expect(await primary.stop()).toBeDefined(); // killed while the root is being read
+          await expectRootBoot(g, roots.squashfs!);
+        });
+      } finally {
+        await primary.stop();
+        await second.stop();
+      }
+    },
+    T,
+  );
+});
+
+describe("network root failures end in the rescue shell", () => {
+  const cases: [string, string, RegExp][] = [
+    ["store unreachable", "inetboot.root=http://10.0.2.2:9/nothing/", /NBD server|refused|unreachable/i],
+    ["not a filesystem", `inetboot.root=__SERVE__junk/`, /not a filesystem/],
+    ["init missing", `inetboot.root=__SERVE__squashfs/ init=/sbin/no-such-init`, /init=\/sbin\/no-such-init/],
+  ];
+  for (const [name, append, why] of cases) {
+    test(
+      name,
+      async () => {
+        await withGuest({ append: `quiet ${append.replace("__SERVE__", guestUrl(serve.url, ""))}` }, async (g) => {
+          const err = await g.waitEvent("error", 150_000);
+          expect(String(err.message)).toMatch(why);
+          await g.waitEvent("shell.ready");
+          await g.waitText(/inetboot# $/m);
+          expect(await g.shell("sh -c 'echo alive'")).toContain("alive");
+          expect(g.output).not.toMatch(/Kernel panic/);
+          g.send("poweroff");
+          expect(await g.exited).toBe(0);
+        });
+      },
+      T,
+    );
+  }
+});

@@ -1,0 +1,153 @@
+// Host cache tools on a cache written by the agent's own DiskCache: stats, verify (+ --fix), LRU prune,
+// and the CLI's exit codes.
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sha256Hex } from "../../src/store/chunk-name.ts";
+import type { ChunkRef } from "../../src/store/chunk.ts";
+import { cacheEntryPath, DiskCache } from "../../src/store/fetcher/diskcache.ts";
+import { saveCachedIndex } from "../../src/store/fetcher/indexcache.ts";
+import { encodeIndex } from "../../src/store/format.ts";
+import { pickEvictions, pruneCache } from "../../src/cache/prune.ts";
+import { resolveCacheDir, scanCache } from "../../src/cache/scan.ts";
+import { cacheStats } from "../../src/cache/stats.ts";
+import { verifyCache } from "../../src/cache/verify.ts";
+
+const ROOT = join(import.meta.dir, "../..");
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function noise(n: number, seed: number): Uint8Array {
+  const a = new Uint8Array(n);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    a[i] = x >>> 24;
+  }
+  return a;
+}
+
+/** A cache dir filled by the real DiskCache (the agent's writer): n chunks of 4 KiB noise. */
+async function makeCache(n: number): Promise<{ dir: string; refs: ChunkRef[] }> {
+  const dir = mkdtempSync(join(tmpdir(), "inetboot-cache-test-"));
+  dirs.push(dir);
+  const data = new Map<string, Uint8Array>();
+  const refs: ChunkRef[] = [];
+  for (let i = 0; i < n; i++) {
+    const d = noise(4096, i + 1);
+    const ref = { hex: sha256Hex(d), size: d.length };
+    data.set(ref.hex, d);
+    refs.push(ref);
+  }
+  const cache = new DiskCache({ get: async (r) => data.get(r.hex)! }, dir);
+  for (const r of refs) await cache.get(r);
+  await cache.flush();
+  return { dir, refs };
+}
+
+function cli(...args: string[]) {
+  const p = Bun.spawnSync([process.execPath, join(ROOT, "src/main.ts"), ...args], { stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+describe("scan and stats", () => {
+  test("counts entries, bytes and last use; finds the folder inside a stick's mount point", async () => {
+    const { dir, refs } = await makeCache(5);
+    const t = (s: number) => new Date(Date.UTC(2026, 0, 1) + s * 1000);
+    refs.forEach((r, i) => utimesSync(cacheEntryPath(dir, r.hex), t(100 + i), t(i)));
+    const s = await cacheStats(dir);
+    expect(s.chunks).toBe(5);
+    const onDisk = refs.reduce((n, r) => n + readFileSync(cacheEntryPath(dir, r.hex)).length, 0);
+    expect(s.chunkBytes).toBe(onDisk);
+    expect(s.oldestMs).toBe(t(100).getTime());
+    expect(s.newestMs).toBe(t(104).getTime());
+
+    const stick = mkdtempSync(join(tmpdir(), "inetboot-stick-"));
+    dirs.push(stick);
+    mkdirSync(join(stick, "inetboot-cache"));
+    expect(resolveCacheDir(stick)).toBe(join(stick, "inetboot-cache"));
+    expect(resolveCacheDir(dir)).toBe(dir);
+    expect(() => resolveCacheDir(join(stick, "nope"))).toThrow(/not found/);
+  });
+});
+
+describe("verify", () => {
+  test("a clean cache passes; corrupt, misnamed and truncated entries are found and --fix deletes them", async () => {
+    const { dir, refs } = await makeCache(6);
+    await saveCachedIndex(dir, "http://h/s/index", encodeIndex({ version: 1, chunkSize: 65536, imageSize: 65536, digests: new Uint8Array(32) }));
+    let r = await verifyCache(dir);
+    expect(r.checked).toBe(7);
+    expect(r.bad).toEqual([]);
+
+    const p0 = cacheEntryPath(dir, refs[0]!.hex);
+    const b = readFileSync(p0);
+    b[b.length - 3] ^= 0xff; // corrupt the zstd frame's content
+    writeFileSync(p0, b);
+    const p1 = cacheEntryPath(dir, refs[1]!.hex);
+    writeFileSync(p1, Bun.zstdCompressSync(noise(4096, 999))); // valid zstd, wrong digest
+    const p2 = cacheEntryPath(dir, refs[2]!.hex);
+    writeFileSync(p2, readFileSync(p2).subarray(0, 10)); // truncated
+    const tmpLeft = `${cacheEntryPath(dir, refs[3]!.hex)}.tmp-123-4`;
+    writeFileSync(tmpLeft, "partial");
+    const idx = readdirSync(join(dir, "indexes"))[0]!;
+    writeFileSync(join(dir, "indexes", idx), "garbage");
+
+    r = await verifyCache(dir);
+    expect(r.bad.map((x) => x.path).sort()).toEqual([p0, p1, p2, join(dir, "indexes", idx)].sort());
+    expect(r.bad.find((x) => x.path === p1)!.reason).toMatch(/digest mismatch/);
+    expect(r.scan.tmp.map((t) => t.path)).toEqual([tmpLeft]);
+
+    const bad = cli("cache", "verify", dir);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toContain(`bad: ${p1}`);
+    expect(bad.err).toMatch(/4 bad entries/);
+
+    const fixed = cli("cache", "verify", "--fix", dir);
+    expect(fixed.code).toBe(0);
+    for (const p of [p0, p1, p2, tmpLeft]) expect(existsSync(p)).toBe(false);
+    for (const ref of refs.slice(3)) expect(existsSync(cacheEntryPath(dir, ref.hex))).toBe(true);
+    const again = cli("cache", "verify", dir);
+    expect(again.code).toBe(0);
+    expect(again.out).toContain("checked: 3 files, 0 bad");
+  });
+});
+
+describe("prune", () => {
+  test("evicts least recently used first down to the cap", async () => {
+    const { dir, refs } = await makeCache(8);
+    const sizes = refs.map((r) => readFileSync(cacheEntryPath(dir, r.hex)).length);
+    // use order: chunk i last used at day i, but chunk 0 was read most recently of all
+    const day = (d: number) => new Date(Date.UTC(2026, 0, 1 + d));
+    refs.forEach((r, i) => utimesSync(cacheEntryPath(dir, r.hex), day(i === 0 ? 30 : i), day(i === 0 ? 0 : i)));
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const cap = total - sizes[1]! - sizes[2]! - 1; // needs chunks 1, 2 and 3 gone
+    const r = await pruneCache(dir, cap);
+    expect(r.removed.map((c) => c.hex)).toEqual([refs[1]!.hex, refs[2]!.hex, refs[3]!.hex]);
+    expect(r.after).toBeLessThanOrEqual(cap);
+    const left = (await scanCache(dir)).chunks.map((c) => c.hex).sort();
+    expect(left).toEqual([0, 4, 5, 6, 7].map((i) => refs[i]!.hex).sort());
+    // already under the cap: nothing to do
+    expect((await pruneCache(dir, cap)).removed).toEqual([]);
+  });
+
+  test("ties on access date fall back to modification time", () => {
+    const e = (hex: string, usedMs: number, mtimeMs: number) => ({ hex, path: hex, bytes: 10, usedMs, mtimeMs });
+    const picked = pickEvictions([e("a", 5, 3), e("b", 5, 1), e("c", 9, 0)], 30, 15);
+    expect(picked.map((x) => x.hex)).toEqual(["b", "a"]);
+  });
+
+  test("the CLI needs a sane --max-size", async () => {
+    const { dir } = await makeCache(1);
+    expect(cli("cache", "prune", dir, "--max-size", "lots").err).toMatch(/bad --max-size/);
+    const ok = cli("cache", "prune", dir, "--max-size", "0", "--dry-run");
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/would remove: /);
+    expect((await scanCache(dir)).chunks.length).toBe(1);
+    const st = cli("cache", "stats", dir);
+    expect(st.code).toBe(0);
+    expect(st.out).toMatch(/^chunks: 1$/m);
+  });
+});
