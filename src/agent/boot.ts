@@ -1,25 +1,41 @@
-// Boot sources: a network root (inetboot.root / httpfuse), later manifests and scripts.
+// Boot sources: a signed boot script (inetboot.script / iscript), a signed manifest with kexec
+// (inetboot.url), a network root (inetboot.root / httpfuse).
 import type { BootPlan } from "../boot/cmdline.ts";
 import type { NetResult } from "../net/setup.ts";
-import { UserError } from "../sys/errors.ts";
 import { emit } from "./events.ts";
 
-export async function bootFromPlan(plan: BootPlan, net: NetResult | null): Promise<void> {
-  if (plan.root) {
-    const { assembleRoot } = await import("../boot/root.ts");
-    const { findInit, switchRoot } = await import("../boot/switch-root.ts");
-    const root = await assembleRoot(plan, plan.root, net);
-    const init = findInit(root.newRoot, plan.init);
-    emit("switch_root", { init, root: plan.root }, `switching to ${init}`);
-    await Bun.sleep(50); // let the console drain before exec
-    switchRoot({
-      newRoot: root.newRoot,
-      init,
-      args: plan.initArgs,
-      // The NBD daemon outlives the initramfs: keep its executable and libraries.
-      keep: ["/inetboot", "/lib", "/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/etc"],
-    });
+export interface BootHooks {
+  shell: (reason?: string) => Promise<void>;
+}
+
+export async function bootRoot(plan: BootPlan, net: NetResult | null): Promise<never> {
+  const { assembleRoot } = await import("../boot/root.ts");
+  const { findInit, switchRoot } = await import("../boot/switch-root.ts");
+  const root = await assembleRoot(plan, plan.root!, net);
+  const init = findInit(root.newRoot, plan.init);
+  emit("switch_root", { init, root: plan.root }, `switching to ${init}`);
+  await Bun.sleep(50); // let the console drain before exec
+  return switchRoot({
+    newRoot: root.newRoot,
+    init,
+    args: plan.initArgs,
+    // The NBD daemon outlives the initramfs: keep its executable and libraries.
+    keep: ["/inetboot", "/lib", "/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/etc"],
+  });
+}
+
+export async function bootManifestUrl(plan: BootPlan, net: NetResult | null): Promise<never> {
+  const { bootManifest } = await import("../boot/manifest-boot.ts");
+  return bootManifest({ plan, net });
+}
+
+export async function bootFromPlan(plan: BootPlan, net: NetResult | null, hooks: BootHooks): Promise<void> {
+  if (plan.script) {
+    const { loadScript, runScript, scriptApi } = await import("../boot/script.ts");
+    const path = await loadScript(plan.script);
+    await runScript(path, scriptApi(plan, net, { bootRoot: (p) => bootRoot(p, net), bootManifest: (p) => bootManifestUrl(p, net), shell: hooks.shell }));
+    return hooks.shell("boot script finished without booting");
   }
-  const what = plan.url ? "inetboot.url" : "inetboot.script";
-  throw new UserError(`${what}: booting this source is not implemented in this build yet`);
+  if (plan.url) return void (await bootManifestUrl(plan, net));
+  if (plan.root) return void (await bootRoot(plan, net));
 }

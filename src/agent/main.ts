@@ -38,7 +38,8 @@ let shellOpen = false;
 /** Shows a fatal error as an `error` event and hands the console to the rescue shell. */
 export async function fatal(err: unknown, step = "boot") {
   const msg = oneLine(err);
-  emit("error", { step, message: msg }, `${step}: ${msg}`);
+  const reason = (err as { reason?: unknown })?.reason;
+  emit("error", { step, message: msg, ...(typeof reason === "string" ? { reason } : {}) }, `${step}: ${msg}`);
   await openShell(`${step} failed: ${msg}`);
 }
 
@@ -70,7 +71,14 @@ async function loadModules(plan: BootPlan) {
 
 async function bringUpNetwork(plan: BootPlan) {
   const { setupNetwork } = await import("../net/setup.ts");
-  return setupNetwork(plan);
+  const { readHandoff } = await import("../boot/handoff.ts");
+  // After a kexec from an inetboot stage 1: reuse its lease and mirrors instead of asking again.
+  const h = readHandoff();
+  if (h) {
+    emit("handoff", { from: h.from, iface: h.net?.iface ?? null, mirrors: h.mirrors }, `handoff from ${h.from}`);
+    for (const m of h.mirrors) if (!plan.mirrors.includes(m)) plan.mirrors.push(m);
+  }
+  return setupNetwork({ ...plan, handoff: h?.net ?? undefined });
 }
 
 export async function runAgent() {
@@ -102,7 +110,7 @@ export async function runAgent() {
     if (plan.shell) return await openShell("inetboot.shell given");
     if (plan.url || plan.root || plan.script) {
       const { bootFromPlan } = await import("./boot.ts");
-      await bootFromPlan(plan, net);
+      await bootFromPlan(plan, net, { shell: (r) => openShell(r) });
       return;
     }
     await openShell("nothing to boot: give inetboot.url=, inetboot.root= or inetboot.script=");

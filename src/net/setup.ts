@@ -23,7 +23,7 @@ export interface NetResult {
   mtu: number | null;
   hostname: string | null;
   domain: string | null;
-  via: "dhcp" | "static";
+  via: "dhcp" | "static" | "handoff";
   /** DHCP only */
   leaseSeconds?: number;
   serverId?: string;
@@ -49,6 +49,8 @@ export interface NetPlan {
   /** parsed ip=, or the raw value from the command line (parsed here), or undefined for the default dhcp */
   ip?: IpConfig | string;
   nodhcp: boolean;
+  /** the previous stage's configuration (kexec handoff): reused instead of a second DHCP exchange */
+  handoff?: NetResult;
 }
 
 /** Human lines go to consola (stderr) unless the caller passes its own logger. */
@@ -68,6 +70,13 @@ export async function setupNetwork(plan: NetPlan, log: NetLogger = consolaLog, o
   if (ip.mode === "dhcp" && plan.nodhcp) {
     log.info("network: nodhcp given and no static ip=, not configuring interfaces");
     return null;
+  }
+  if (plan.handoff && ip.mode === "dhcp" && interfaceExists(plan.handoff.iface)) {
+    const h = plan.handoff;
+    const res = configureStatic(h.iface, { mode: "static", address: h.address, prefix: h.prefix, gateway: h.gateway ?? undefined, dns: h.dns, ntp: [], hostname: h.hostname ?? undefined } as IpStatic, opts);
+    const out: NetResult = { ...res, domain: h.domain, via: "handoff" };
+    announce(out);
+    return out;
   }
   const ifname = await chooseInterface(ip.device, log, opts.carrierWaitMs ?? 5000);
   const res = ip.mode === "static" ? configureStatic(ifname, ip, opts) : await dhcpConfigure(ifname, ip.hostname, log, opts);

@@ -2,6 +2,7 @@
 // reader (HTTP origin, local store, disk cache) goes through unpackChunk, so unverified bytes never
 // leave the fetcher.
 import { sha256Hex } from "./chunk-name.ts";
+import { unpackPool, UnpackError } from "./unpack-pool.ts";
 
 export interface ChunkRef {
   /** SHA-256 of the plain bytes, lowercase hex (also the chunk's file name) */
@@ -31,9 +32,21 @@ export function unpackChunk(ref: ChunkRef, packed: Uint8Array): Uint8Array {
   return plain;
 }
 
-/** unpackChunk with the decompression on Bun's thread pool, so the event loop (NBD replies, HTTP)
- *  keeps running while a chunk inflates. Same checks, same errors. */
+/** unpackChunk on a worker thread (unpack-pool.ts), so the event loop (NBD replies, HTTP) keeps
+ *  running while a chunk inflates and is hashed. Same checks, same errors. `packed` may be handed
+ *  over to the worker (detached): callers must not use it afterwards. Small chunks, or no worker,
+ *  run on this thread with the decompression on Bun's thread pool. */
 export async function unpackChunkAsync(ref: ChunkRef, packed: Uint8Array): Promise<Uint8Array> {
+  const pool = unpackPool();
+  if (pool.usable && packed.length >= WORKER_MIN) {
+    try {
+      return await pool.unpack(packed, ref.size, ref.hex);
+    } catch (e) {
+      if (e instanceof UnpackError) throw new ChunkError(e.message);
+      if (packed.buffer.byteLength === 0) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: ${(e as Error).message}`);
+      // the worker failed before taking the bytes: check them here
+    }
+  }
   let plain: Uint8Array;
   try {
     plain = await Bun.zstdDecompress(packed);
@@ -45,3 +58,6 @@ export async function unpackChunkAsync(ref: ChunkRef, packed: Uint8Array): Promi
   if (sha256Hex(plain) !== ref.hex) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: digest mismatch`);
   return plain;
 }
+
+/** below this many packed bytes a worker round trip costs more than it saves */
+const WORKER_MIN = 8 * 1024;

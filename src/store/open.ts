@@ -28,6 +28,8 @@ export interface OpenOptions {
   memCacheBytes?: number;
   /** a read fails with EIO when no mirror delivered within this many ms (default 30 s) */
   deadlineMs?: number;
+  /** deadline for finding the store (index or image size) at open; default deadlineMs */
+  openDeadlineMs?: number;
   /** per-request timeout (default min(10 s, deadline / 3)) */
   requestTimeoutMs?: number;
   /** parallel HTTP requests (default 16: loopback/LAN throughput needs more than 8 in flight) */
@@ -192,7 +194,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
     return new StoreReader(store.index, chunkStack(store.location, { memCacheBytes: opts.memCacheBytes }));
   }
   const log = opts.log ?? ((line: string) => process.stderr.write(line + "\n"));
-  const probe = await probeHttp(spec, opts.mirrors, pool, deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log } : undefined);
+  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log } : undefined);
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     return wrap(new StoreReader(index, chunkStack(location, { ...opts, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs })));

@@ -136,6 +136,15 @@ export function readKernelLog(): string {
   return new TextDecoder().decode(buf.subarray(0, Number(r)));
 }
 
+// ---- kexec ----
+export const KEXEC_FILE_NO_INITRAMFS = 4;
+/** kexec_file_load(2): stages a kernel (and initrd) for LINUX_REBOOT_CMD_KEXEC. */
+export function kexecFileLoad(kernelFd: number, initrdFd: number, cmdline: string, flags = 0) {
+  const c = cstr(cmdline);
+  const r = libc().syscall(SYS.kexec_file_load, kernelFd, initrdFd, c.byteLength, ptr(c), flags);
+  if (r < 0n) throw new SysError("kexec_file_load", errno());
+}
+
 // ---- reboot ----
 export const REBOOT = { RESTART: 0x01234567, HALT: 0xcdef0123, POWER_OFF: 0x4321fedc, KEXEC: 0x45584543 } as const;
 export function reboot(cmd: number) {

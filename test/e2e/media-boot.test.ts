@@ -161,14 +161,15 @@ describe("inetboot usb", () => {
 
   async function stickShell(g: Guest) {
     await toShell(g);
+    // usb-storage scans its disk about a second after the agent's coldplug, and nothing loads sd_mod
+    // for a device that shows up later yet (agent work), so load it here.
+    expect(await g.shell("modprobe sd_mod")).toContain("sd_mod");
     // the stick as the booted kernel sees it: whole disk + both partitions, the ESP where we put it
     let ls = "";
-    for (let i = 0; i < 20 && !ls.includes("/dev/sda1"); i++) {
-      ls = await g.shell("sh -c 'ls /dev/sd* 2>/dev/null; sleep 1'");
-    }
+    for (let i = 0; i < 15 && !ls.includes("/dev/sda2"); i++) ls = await g.shell("sh -c 'sleep 1; ls /dev/sd* 2>/dev/null'");
     expect(ls).toContain("/dev/sda1");
     expect(ls).toContain("/dev/sda2");
-    expect((await g.shell("sh -c 'cat /sys/class/block/sda1/start'")).trim()).toBe(String(ESP_START));
+    expect(await g.shell("sh -c 'cat /sys/class/block/sda1/start'")).toMatch(new RegExp(`\\n${ESP_START}\\r?\\n`));
     // FAT32 volume label in the ESP's boot sector (offset 71)
     expect(await g.shell("sh -c 'dd if=/dev/sda1 bs=1 skip=71 count=11 2>/dev/null; echo'")).toContain("INETBOOT   ");
     g.send("poweroff");

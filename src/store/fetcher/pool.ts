@@ -1,7 +1,9 @@
-// Bounded HTTP client: at most `maxParallel` requests in flight (Bun's fetch keeps connections
-// alive and reuses them), a per-request timeout covering headers *and* body, and strict checks
-// that the body is complete (status, Content-Length, Content-Range), since a short or stalled
-// body must become an error the mirror layer can fail over from.
+// Bounded HTTP client: at most `maxParallel` requests in flight, a per-request timeout covering
+// headers *and* body, and strict checks that the body is complete (status, Content-Length,
+// Content-Range), since a short or stalled body must become an error the mirror layer can fail
+// over from. Plain http:// goes through our own keep-alive HTTP/1.1 client (http1.ts: a fraction
+// of fetch's per-request cost); https:// and redirects go through fetch.
+import { Http1Client } from "./http1.ts";
 
 export class HttpError extends Error {
   constructor(
@@ -18,6 +20,8 @@ export interface PoolOptions {
   maxParallel?: number;
   /** per-request timeout in ms (headers and body) */
   timeoutMs?: number;
+  /** use fetch for plain http too (default false: the raw HTTP/1.1 client) */
+  fetchOnly?: boolean;
 }
 
 export class HttpPool {
@@ -27,10 +31,13 @@ export class HttpPool {
   private waiters: (() => void)[] = [];
   /** requests issued (for tests and stats) */
   requests = 0;
+  /** keep-alive client for plain http (null: fetch only) */
+  readonly http1: Http1Client | null;
 
   constructor(opts: PoolOptions = {}) {
     this.maxParallel = opts.maxParallel ?? 8;
     this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.http1 = opts.fetchOnly ? null : new Http1Client({ maxIdlePerOrigin: Math.max(8, this.maxParallel) });
   }
 
   private async acquire(): Promise<void> {
@@ -47,6 +54,28 @@ export class HttpPool {
     else this.active--;
   }
 
+  /** One request through the raw HTTP/1.1 client (plain http) or fetch (https, redirects).
+   *  `expect` is the status whose body is wanted; other bodies are skipped. */
+  private async send(
+    url: string,
+    headers: Record<string, string>,
+    sig: AbortSignal,
+    expect: number,
+  ): Promise<{ status: number; header(name: string): string | null; body: Uint8Array }> {
+    if (this.http1 && Http1Client.handles(url)) {
+      const r = await this.http1.request(url, { headers, signal: sig, wantBody: (st) => st === expect });
+      // Redirects are rare for chunk GETs: let fetch follow them.
+      if (!(r.status >= 300 && r.status < 400 && r.headers.has("location")))
+        return { status: r.status, header: (n) => r.headers.get(n) ?? null, body: r.body };
+    }
+    const res = await fetch(url, { headers, signal: sig, redirect: "follow" });
+    if (res.status !== expect) {
+      await res.body?.cancel().catch(() => {});
+      return { status: res.status, header: (n) => res.headers.get(n), body: new Uint8Array(0) };
+    }
+    return { status: res.status, header: (n) => res.headers.get(n), body: new Uint8Array(await res.arrayBuffer()) };
+  }
+
   /** GET a whole resource, or bytes [start, end) with a Range request. 404 → HttpError status 404. */
   async get(url: string, range?: { start: number; end: number }, signal?: AbortSignal): Promise<Uint8Array> {
     await this.acquire();
@@ -57,34 +86,28 @@ export class HttpPool {
       const headers: Record<string, string> = { "accept-encoding": "identity" };
       if (range) headers.range = `bytes=${range.start}-${range.end - 1}`;
       this.requests++;
-      let res: Response;
-      let body: Uint8Array;
+      let res: Awaited<ReturnType<HttpPool["send"]>>;
       try {
-        res = await fetch(url, { headers, signal: sig, redirect: "follow" });
-        if (res.status === 404) {
-          await res.body?.cancel().catch(() => {});
-          throw new HttpError(url, "404 not found", 404);
-        }
-        if (range ? res.status !== 206 : res.status !== 200) {
-          await res.body?.cancel().catch(() => {});
-          const why = range && res.status === 200 ? "server ignored the Range header" : `HTTP ${res.status}`;
-          throw new HttpError(url, why, res.status);
-        }
-        body = new Uint8Array(await res.arrayBuffer());
+        res = await this.send(url, headers, sig, range ? 206 : 200);
       } catch (e) {
-        if (e instanceof HttpError) throw e;
         if (timeout.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
         if (signal?.aborted) throw new HttpError(url, "aborted");
         throw new HttpError(url, (e as Error).message?.split("\n")[0] ?? String(e));
       }
-      const cl = res.headers.get("content-length");
+      if (res.status === 404) throw new HttpError(url, "404 not found", 404);
+      if (range ? res.status !== 206 : res.status !== 200) {
+        const why = range && res.status === 200 ? "server ignored the Range header" : `HTTP ${res.status}`;
+        throw new HttpError(url, why, res.status);
+      }
+      const body = res.body;
+      const cl = res.header("content-length");
       if (cl !== null && Number(cl) !== body.length)
         throw new HttpError(url, `short body: ${body.length} of ${cl} bytes`);
       if (range) {
         const want = range.end - range.start;
-        const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get("content-range") ?? "");
+        const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header("content-range") ?? "");
         if (!cr || Number(cr[1]) !== range.start || Number(cr[2]) !== range.end - 1)
-          throw new HttpError(url, `unexpected Content-Range "${res.headers.get("content-range")}"`);
+          throw new HttpError(url, `unexpected Content-Range "${res.header("content-range")}"`);
         if (body.length !== want) throw new HttpError(url, `short body: ${body.length} of ${want} bytes`);
       }
       return body;
@@ -93,30 +116,34 @@ export class HttpPool {
     }
   }
 
-  /** Size of a resource: HEAD's Content-Length, else a 1-byte Range GET's Content-Range total. */
+  /** Size of a resource: a 1-byte Range GET's Content-Range total, else a 200's Content-Length. */
   async size(url: string, signal?: AbortSignal): Promise<{ size: number; ranges: boolean }> {
     await this.acquire();
     try {
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
       this.requests++;
-      let res: Response;
+      let res: Awaited<ReturnType<HttpPool["send"]>>;
       try {
-        res = await fetch(url, { headers: { range: "bytes=0-0", "accept-encoding": "identity" }, signal: sig });
-        await res.body?.cancel().catch(() => {});
+        res = await this.send(url, { range: "bytes=0-0", "accept-encoding": "identity" }, sig, 206);
       } catch (e) {
         if (timeout.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
         throw new HttpError(url, (e as Error).message?.split("\n")[0] ?? String(e));
       }
       if (res.status === 206) {
-        const m = /\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
+        const m = /\/(\d+)$/.exec(res.header("content-range") ?? "");
         if (!m) throw new HttpError(url, "Range reply without a total size");
         return { size: Number(m[1]), ranges: true };
       }
-      if (res.status === 200) return { size: Number(res.headers.get("content-length") ?? NaN), ranges: false };
+      if (res.status === 200) return { size: Number(res.header("content-length") ?? NaN), ranges: false };
       throw new HttpError(url, `HTTP ${res.status}`, res.status);
     } finally {
       this.release();
     }
+  }
+
+  /** Drops idle keep-alive connections. */
+  close(): void {
+    this.http1?.close();
   }
 }

@@ -1,0 +1,60 @@
+// The console boot menu (the seed's CD offered six systems): numbered entries, a default, and a
+// timeout after which the default boots. inetboot.entry=NAME skips it.
+import type { Readable } from "node:stream";
+
+export interface MenuItem {
+  name: string;
+  title: string;
+}
+
+/** Maps what the user typed (number, name, or empty for the default) to an item index, or -1. */
+export function choose(items: MenuItem[], input: string, def: number): number {
+  const s = input.trim();
+  if (s === "") return def;
+  if (/^\d+$/.test(s)) {
+    const n = Number(s) - 1;
+    return n >= 0 && n < items.length ? n : -1;
+  }
+  return items.findIndex((i) => i.name === s);
+}
+
+/** Shows the menu and resolves with the chosen index (the default on timeout or closed input). */
+export async function menu(items: MenuItem[], def: number, timeoutS: number, out: (s: string) => void, input: Readable = process.stdin): Promise<number> {
+  out("\n");
+  items.forEach((it, i) => out(`  ${i + 1}) ${it.title}${i === def ? "  [default]" : ""}\n`));
+  return new Promise((resolve) => {
+    let buf = "";
+    let left = timeoutS;
+    const finish = (n: number) => {
+      clearInterval(tick);
+      input.off("data", onData);
+      input.pause();
+      resolve(n);
+    };
+    const prompt = () => out(`\rBoot which entry [${def + 1}]? (${left}s) `);
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      const pick = choose(items, buf.slice(0, nl), def);
+      buf = buf.slice(nl + 1);
+      if (pick >= 0) {
+        out("\n");
+        finish(pick);
+      } else {
+        out(`\nno entry '${buf}': type a number from 1 to ${items.length}\n`);
+        prompt();
+      }
+    };
+    const tick = setInterval(() => {
+      left--;
+      if (left <= 0) {
+        out("\n");
+        finish(def);
+      } else if (buf === "") prompt();
+    }, 1000);
+    input.on("data", onData);
+    input.resume();
+    prompt();
+  });
+}

@@ -1,0 +1,132 @@
+// inetboot.url: fetch a signed manifest, verify it against the keys built into the initramfs,
+// pick an entry (menu or inetboot.entry=), download and verify its kernel and initrd in parallel,
+// append the handoff, and kexec. Anything wrong → a one-line refusal, no kexec.
+import { appendFileSync, mkdirSync, statSync } from "node:fs";
+import type { BootPlan } from "./cmdline.ts";
+import type { NetResult } from "../net/setup.ts";
+import { emit } from "../agent/events.ts";
+import { UserError } from "../sys/errors.ts";
+import { FetchError } from "../fetch/errors.ts";
+import { fetchFile } from "../fetch/fetch.ts";
+import {
+  candidateUrls, loadTrustedKeys, parseManifest, pickEntry, readSeen, recordSeen, signaturePathFor, unsignedAllowed,
+  verifyManifestDetailed, type Entry, type Manifest, type Payload,
+} from "../manifest/index.ts";
+import { encodeHandoff, HANDOFF_VERSION } from "./handoff.ts";
+import { kexecLoad, kexecReboot } from "./kexec.ts";
+
+export interface ManifestBootContext {
+  plan: BootPlan;
+  net: NetResult | null;
+  /** Where the highest seen manifest versions are kept (the cache medium), if any. */
+  stateDir?: string;
+  out?: (s: string) => void;
+}
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const r = await fetchFile(url, { retries: 3, deadlineMs: 60_000 });
+  return r.bytes!;
+}
+
+/** The detached signature, or null when the server has none (404). */
+async function fetchSignature(url: string): Promise<string | null> {
+  try {
+    return new TextDecoder().decode(await fetchBytes(signaturePathFor(url)));
+  } catch (e) {
+    if (e instanceof FetchError && e.kind === "http" && e.status === 404) return null;
+    throw e;
+  }
+}
+
+export function warnIfUnsigned(allow: boolean) {
+  if (!allow) return;
+  const msg = "THIS INITRAMFS ACCEPTS UNSIGNED BOOT MANIFESTS AND SCRIPTS (built with --allow-unsigned): development only";
+  emit("warning", { message: msg, unsigned: true }, `!!! ${msg} !!!`);
+}
+
+/** Fetches and verifies the manifest; records its version on the state medium. */
+export async function loadVerifiedManifest(url: string, stateDir?: string, trusted = loadTrustedKeys()): Promise<Manifest> {
+  const [bytes, sig] = await Promise.all([fetchBytes(url), fetchSignature(url)]);
+  const allow = unsignedAllowed();
+  warnIfUnsigned(allow);
+  let minVersion: number | undefined;
+  if (stateDir) {
+    // The name is only trustworthy after verification; a bad manifest fails there anyway.
+    try {
+      minVersion = readSeen(stateDir, parseManifest(bytes).name);
+    } catch {
+      minVersion = undefined;
+    }
+  }
+  const { manifest, key } = verifyManifestDetailed(bytes, sig, trusted, { now: new Date(), minVersion, allowUnsigned: allow, what: url });
+  if (stateDir) recordSeen(stateDir, manifest.name, manifest.version);
+  emit(
+    "manifest.verified",
+    { url, name: manifest.name, version: manifest.version, key: key?.id ?? null, entries: manifest.entries.map((e) => e.name) },
+    `manifest ${manifest.name} v${manifest.version} verified${key ? ` (key ${key.id})` : " (UNSIGNED)"}`,
+  );
+  return manifest;
+}
+
+async function chooseEntry(m: Manifest, plan: BootPlan, out: (s: string) => void): Promise<Entry> {
+  if (plan.entry || m.entries.length === 1) return pickEntry(m, plan.entry);
+  const def = Math.max(0, m.entries.findIndex((e) => e.default));
+  const { menu } = await import("../agent/menu.ts");
+  out(`${m.name} v${m.version}:`);
+  const i = await menu(m.entries, def, m.timeout, out);
+  return m.entries[i]!;
+}
+
+/** Downloads a payload from the first candidate URL that delivers the right bytes. */
+async function download(manifestUrl: string, m: Manifest, p: Payload, dest: string, what: string): Promise<string> {
+  let last: unknown;
+  for (const url of candidateUrls(manifestUrl, m, p.url)) {
+    try {
+      const r = await fetchFile(url, { dest, sha256: p.sha256, size: p.size, retries: 2, deadlineMs: 300_000 });
+      emit("fetch.done", { what, url, size: r.size, sha256: r.sha256, ms: r.ms }, `${what}: ${r.size} bytes verified (${r.ms} ms)`);
+      return dest;
+    } catch (e) {
+      last = e;
+      emit("warning", { message: `${what} from ${url}: ${(e as Error).message}` });
+    }
+  }
+  throw last instanceof Error ? last : new UserError(`${what}: no URL delivered it`);
+}
+
+/** The entry's command line plus what makes stage 2 boot its root store. */
+export function stage2Cmdline(e: Entry, plan: BootPlan, rootUrl?: string): string {
+  const parts = [e.cmdline];
+  if (e.root && rootUrl) {
+    parts.push(`inetboot.root=${rootUrl}`);
+    if (e.root.fstype) parts.push(`inetboot.rootfstype=${e.root.fstype}`);
+    if (e.root.rootpath) parts.push(`inetboot.rootpath=${e.root.rootpath}`);
+  }
+  if (plan.logJson && !/inetboot\.log=/.test(e.cmdline)) parts.push("inetboot.log=json");
+  return parts.filter(Boolean).join(" ");
+}
+
+export async function bootManifest(ctx: ManifestBootContext): Promise<never> {
+  const url = ctx.plan.url!;
+  const out = ctx.out ?? ((s: string) => void process.stdout.write(s));
+  const m = await loadVerifiedManifest(url, ctx.stateDir);
+  const entry = await chooseEntry(m, ctx.plan, out);
+  const dir = "/tmp/kexec";
+  mkdirSync(dir, { recursive: true });
+  const [kernel, initrd] = await Promise.all([
+    download(url, m, entry.kernel, `${dir}/kernel`, "kernel"),
+    entry.initrd ? download(url, m, entry.initrd, `${dir}/initrd`, "initrd") : Promise.resolve(null),
+  ]);
+  const rootUrl = entry.root ? candidateUrls(url, m, entry.root.url)[0] : undefined;
+  if (initrd) {
+    const mirrors = entry.root ? candidateUrls(url, m, entry.root.url).slice(1) : m.mirrors;
+    // The kernel looks for a following archive only at 4-byte boundaries (it skips zero bytes).
+    const size = statSync(initrd).size;
+    appendFileSync(initrd, new Uint8Array((4 - (size % 4)) % 4));
+    appendFileSync(initrd, encodeHandoff({ version: HANDOFF_VERSION, written: Math.floor(Date.now() / 1000), net: ctx.net, mirrors, from: url }));
+  }
+  const cmdline = stage2Cmdline(entry, ctx.plan, rootUrl);
+  kexecLoad(kernel, initrd, cmdline);
+  emit("kexec.start", { entry: entry.name, kernel: entry.kernel.sha256, initrd: entry.initrd?.sha256 ?? null, cmdline }, `kexec ${entry.title}`);
+  await Bun.sleep(50);
+  return kexecReboot();
+}
