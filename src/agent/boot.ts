@@ -2,16 +2,18 @@
 // (inetboot.url), a network root (inetboot.root / httpfuse).
 import type { BootPlan } from "../boot/cmdline.ts";
 import type { NetResult } from "../net/setup.ts";
+import type { CacheMedium } from "../boot/cache-medium.ts";
 import { emit } from "./events.ts";
 
 export interface BootHooks {
   shell: (reason?: string) => Promise<void>;
+  cache: CacheMedium | null;
 }
 
-export async function bootRoot(plan: BootPlan, net: NetResult | null): Promise<never> {
+export async function bootRoot(plan: BootPlan, net: NetResult | null, cache: CacheMedium | null): Promise<never> {
   const { assembleRoot } = await import("../boot/root.ts");
   const { findInit, switchRoot } = await import("../boot/switch-root.ts");
-  const root = await assembleRoot(plan, plan.root!, net);
+  const root = await assembleRoot(plan, plan.root!, net, cache);
   const init = findInit(root.newRoot, plan.init);
   emit("switch_root", { init, root: plan.root }, `switching to ${init}`);
   await Bun.sleep(50); // let the console drain before exec
@@ -24,18 +26,22 @@ export async function bootRoot(plan: BootPlan, net: NetResult | null): Promise<n
   });
 }
 
-export async function bootManifestUrl(plan: BootPlan, net: NetResult | null): Promise<never> {
+export async function bootManifestUrl(plan: BootPlan, net: NetResult | null, cache: CacheMedium | null): Promise<never> {
   const { bootManifest } = await import("../boot/manifest-boot.ts");
-  return bootManifest({ plan, net });
+  return bootManifest({ plan, net, cache });
 }
 
 export async function bootFromPlan(plan: BootPlan, net: NetResult | null, hooks: BootHooks): Promise<void> {
   if (plan.script) {
     const { loadScript, runScript, scriptApi } = await import("../boot/script.ts");
     const path = await loadScript(plan.script);
-    await runScript(path, scriptApi(plan, net, { bootRoot: (p) => bootRoot(p, net), bootManifest: (p) => bootManifestUrl(p, net), shell: hooks.shell }));
+    await runScript(path, scriptApi(plan, net, {
+      bootRoot: (p) => bootRoot(p, net, hooks.cache),
+      bootManifest: (p) => bootManifestUrl(p, net, hooks.cache),
+      shell: hooks.shell,
+    }));
     return hooks.shell("boot script finished without booting");
   }
-  if (plan.url) return void (await bootManifestUrl(plan, net));
-  if (plan.root) return void (await bootRoot(plan, net));
+  if (plan.url) return void (await bootManifestUrl(plan, net, hooks.cache));
+  if (plan.root) return void (await bootRoot(plan, net, hooks.cache));
 }

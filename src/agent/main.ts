@@ -81,6 +81,27 @@ async function bringUpNetwork(plan: BootPlan) {
   return setupNetwork({ ...plan, handoff: h?.net ?? undefined });
 }
 
+/** The USB block cache: USB disks show up a moment after their driver, so give them time. */
+async function openCache(plan: BootPlan) {
+  if (plan.cache.kind === "off") return null;
+  try {
+    const { findCacheMedium } = await import("../boot/cache-medium.ts");
+    const { loadedModules, openModuleTree, coldplug } = await import("./coldplug.ts");
+    const usb = loadedModules().has("usb_storage");
+    const tree = usb ? openModuleTree() : null;
+    const deadline = Date.now() + (usb ? 4000 : 0);
+    for (;;) {
+      if (tree) await coldplug(tree, [], 1); // sd_mod for the disks usb-storage registered since
+      const m = await findCacheMedium(plan.cache);
+      if (m || Date.now() >= deadline) return m;
+      await Bun.sleep(250);
+    }
+  } catch (e) {
+    emit("warning", { message: `cache: ${oneLine(e)}` }, `cache: ${oneLine(e)}`);
+    return null;
+  }
+}
+
 export async function runAgent() {
   forbidExit((code) => {
     consola.error(`something asked the agent to exit (code ${code}); PID 1 stays up`);
@@ -107,10 +128,11 @@ export async function runAgent() {
     }
     await loadModules(plan);
     const net = await bringUpNetwork(plan);
+    const cache = await openCache(plan);
     if (plan.shell) return await openShell("inetboot.shell given");
     if (plan.url || plan.root || plan.script) {
       const { bootFromPlan } = await import("./boot.ts");
-      await bootFromPlan(plan, net, { shell: (r) => openShell(r) });
+      await bootFromPlan(plan, net, { shell: (r) => openShell(r), cache });
       return;
     }
     await openShell("nothing to boot: give inetboot.url=, inetboot.root= or inetboot.script=");

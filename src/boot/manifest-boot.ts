@@ -14,12 +14,14 @@ import {
 } from "../manifest/index.ts";
 import { encodeHandoff, HANDOFF_VERSION } from "./handoff.ts";
 import { kexecLoad, kexecReboot } from "./kexec.ts";
+import { releaseCacheMedium, type CacheMedium } from "./cache-medium.ts";
+import { cachedPayload, storePayload } from "./payload-cache.ts";
 
 export interface ManifestBootContext {
   plan: BootPlan;
   net: NetResult | null;
-  /** Where the highest seen manifest versions are kept (the cache medium), if any. */
-  stateDir?: string;
+  /** The cache medium: payloads by digest, and the highest manifest versions seen (rollback). */
+  cache?: CacheMedium | null;
   out?: (s: string) => void;
 }
 
@@ -78,12 +80,17 @@ async function chooseEntry(m: Manifest, plan: BootPlan, out: (s: string) => void
 }
 
 /** Downloads a payload from the first candidate URL that delivers the right bytes. */
-async function download(manifestUrl: string, m: Manifest, p: Payload, dest: string, what: string): Promise<string> {
+async function download(manifestUrl: string, m: Manifest, p: Payload, dest: string, what: string, cacheDir?: string): Promise<string> {
+  if (cacheDir && (await cachedPayload(cacheDir, p, dest))) {
+    emit("fetch.done", { what, url: null, size: p.size, sha256: p.sha256, ms: 0, cached: true }, `${what}: from the cache medium (verified)`);
+    return dest;
+  }
   let last: unknown;
   for (const url of candidateUrls(manifestUrl, m, p.url)) {
     try {
       const r = await fetchFile(url, { dest, sha256: p.sha256, size: p.size, retries: 2, deadlineMs: 300_000 });
       emit("fetch.done", { what, url, size: r.size, sha256: r.sha256, ms: r.ms }, `${what}: ${r.size} bytes verified (${r.ms} ms)`);
+      if (cacheDir) await storePayload(cacheDir, p, dest);
       return dest;
     } catch (e) {
       last = e;
@@ -108,13 +115,14 @@ export function stage2Cmdline(e: Entry, plan: BootPlan, rootUrl?: string): strin
 export async function bootManifest(ctx: ManifestBootContext): Promise<never> {
   const url = ctx.plan.url!;
   const out = ctx.out ?? ((s: string) => void process.stdout.write(s));
-  const m = await loadVerifiedManifest(url, ctx.stateDir);
+  const cacheDir = ctx.cache?.dir;
+  const m = await loadVerifiedManifest(url, cacheDir);
   const entry = await chooseEntry(m, ctx.plan, out);
   const dir = "/tmp/kexec";
   mkdirSync(dir, { recursive: true });
   const [kernel, initrd] = await Promise.all([
-    download(url, m, entry.kernel, `${dir}/kernel`, "kernel"),
-    entry.initrd ? download(url, m, entry.initrd, `${dir}/initrd`, "initrd") : Promise.resolve(null),
+    download(url, m, entry.kernel, `${dir}/kernel`, "kernel", cacheDir),
+    entry.initrd ? download(url, m, entry.initrd, `${dir}/initrd`, "initrd", cacheDir) : Promise.resolve(null),
   ]);
   const rootUrl = entry.root ? candidateUrls(url, m, entry.root.url)[0] : undefined;
   if (initrd) {
@@ -122,10 +130,14 @@ export async function bootManifest(ctx: ManifestBootContext): Promise<never> {
     // The kernel looks for a following archive only at 4-byte boundaries (it skips zero bytes).
     const size = statSync(initrd).size;
     appendFileSync(initrd, new Uint8Array((4 - (size % 4)) % 4));
-    appendFileSync(initrd, encodeHandoff({ version: HANDOFF_VERSION, written: Math.floor(Date.now() / 1000), net: ctx.net, mirrors, from: url }));
+    appendFileSync(initrd, encodeHandoff({
+      version: HANDOFF_VERSION, written: Math.floor(Date.now() / 1000), net: ctx.net, mirrors, from: url,
+      cache: ctx.cache ? { device: ctx.cache.device, fstype: ctx.cache.fstype } : null,
+    }));
   }
   const cmdline = stage2Cmdline(entry, ctx.plan, rootUrl);
   kexecLoad(kernel, initrd, cmdline);
+  releaseCacheMedium(ctx.cache ?? null);
   emit("kexec.start", { entry: entry.name, kernel: entry.kernel.sha256, initrd: entry.initrd?.sha256 ?? null, cmdline }, `kexec ${entry.title}`);
   await Bun.sleep(50);
   return kexecReboot();

@@ -9,6 +9,7 @@ import { mount, MS } from "../sys/ffi.ts";
 import { detectFs, PROBE_BYTES, type FsType } from "./fsdetect.ts";
 import { DAEMON_ROLE, type DaemonConfig } from "../nbd/daemon.ts";
 import { trackChild } from "../agent/pid1.ts";
+import type { CacheMedium } from "./cache-medium.ts";
 
 const RUN = "/run/inetboot";
 const FS_MODULES: Record<string, string> = { squashfs: "squashfs", ext4: "ext4", erofs: "erofs", iso9660: "isofs", vfat: "vfat" };
@@ -70,11 +71,13 @@ export interface MountedRoot {
   fstype: string;
 }
 
-export async function assembleRoot(plan: BootPlan, url: string, _net: NetResult | null): Promise<MountedRoot> {
+export async function assembleRoot(plan: BootPlan, url: string, _net: NetResult | null, cache: CacheMedium | null = null): Promise<MountedRoot> {
   mkdirSync(RUN, { recursive: true });
   await loadModule("nbd");
   const cfg: DaemonConfig = {
     url, mirrors: plan.mirrors, socket: `${RUN}/nbd.sock`, readyFile: `${RUN}/nbd.ready`, errorFile: `${RUN}/nbd.error`,
+    // The daemon takes the cache medium over: it stays mounted under /run for the booted system.
+    cacheDir: cache?.dir,
   };
   await startDaemon(cfg);
   const { attachNbd, waitForDevice } = await import("../nbd/kernel/attach.ts");

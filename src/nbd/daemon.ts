@@ -34,7 +34,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     // Finding the store fails fast (the user is waiting at the console); once the root is
     // mounted, reads wait out longer outages before the kernel sees EIO.
     const source = await openSource(cfg.url, {
-      mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
+      mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
     });
     await startNbdServer({ source, listen: `unix:${cfg.socket}`, log: () => {} });
     writeFileSync(cfg.readyFile, JSON.stringify({ size: source.size, blockSize: source.blockSize }));

@@ -24,6 +24,8 @@ export interface OpenOptions {
   mirrors: string[];
   /** persistent chunk cache dir (HTTP stores only) */
   cacheDir?: string;
+  /** fsync cache entries before renaming them into place (removable media) */
+  cacheFsync?: boolean;
   /** memory cache cap in bytes (default 64 MiB) */
   memCacheBytes?: number;
   /** a read fails with EIO when no mirror delivered within this many ms (default 30 s) */
@@ -165,10 +167,14 @@ async function probeHttp(
   return { kind: "store", store: { index, location: { kind: "http", bases, indexName: loc.indexName }, indexBytes: bytes!.length } };
 }
 
+/** zstd level of disk cache entries: 0 = raw-block frames (~2.4× the space of level 1 on ELF
+ *  data, but a warm read is a copy + SHA-256 instead of a decompression; see bench/README.md) */
+const CACHE_LEVEL = 0;
+
 /** Builds the fetcher stack for a store location (memory LRU ← single-flight ← disk cache ← mirrors). */
 export function chunkStack(
   location: StoreLocation,
-  opts: { pool?: HttpPool; cacheDir?: string; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number } = {},
+  opts: { pool?: HttpPool; cacheDir?: string; cacheFsync?: boolean; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number } = {},
 ): ChunkLayer {
   let layer: ChunkLayer;
   if (location.kind === "dir") layer = new DirOrigin(location.dir);
@@ -176,7 +182,7 @@ export function chunkStack(
     const pool = opts.pool ?? new HttpPool();
     const origins: Origin[] = location.bases.map((b) => new HttpOrigin(b, pool));
     layer = new MirrorLayer(origins, { deadlineMs: opts.deadlineMs, attemptTimeoutMs: opts.attemptTimeoutMs ?? pool.timeoutMs });
-    if (opts.cacheDir) layer = new DiskCache(layer, opts.cacheDir);
+    if (opts.cacheDir) layer = new DiskCache(layer, opts.cacheDir, CACHE_LEVEL, opts.cacheFsync ?? false);
   }
   return new MemCache(new SingleFlight(layer), opts.memCacheBytes ?? 64 * 1024 * 1024);
 }

@@ -22,6 +22,9 @@ function contiguousView(blocks: Uint8Array[], start: number, length: number): Ui
  *  bodies come through Bun's fetch faster than 4 MiB ones) */
 const MAX_REQUEST = 1024 * 1024;
 
+/** a non-sequential read up to this size is fetched exactly, not as whole fetch blocks */
+const SMALL_READ = 16 * 1024;
+
 export interface RawOptions extends MirrorOptions {
   /** fetch granularity in bytes (default 128 KiB) */
   fetchBlock?: number;
@@ -38,6 +41,8 @@ export class RawHttpSource implements BlockSource {
   private cacheBytes = 0;
   private capBytes: number;
   private pending = new Map<number, Promise<Uint8Array>>();
+  /** where the previous read ended (sequential detection) */
+  private nextOffset = -1;
 
   constructor(
     urls: string[],
@@ -52,6 +57,12 @@ export class RawHttpSource implements BlockSource {
 
   get mirrorSet(): MirrorSet<{ name: string }> {
     return this.mirrors;
+  }
+
+  /** true when any block of [first, last] is cached or being fetched */
+  private has(first: number, last: number): boolean {
+    for (let b = first; b <= last; b++) if (this.cache.has(b) || this.pending.has(b)) return true;
+    return false;
   }
 
   private blockLen(b: number): number {
@@ -127,6 +138,20 @@ export class RawHttpSource implements BlockSource {
     const fb = this.fetchBlock;
     const first = Math.floor(offset / fb);
     const last = Math.floor((offset + length - 1) / fb);
+    const sequential = offset === this.nextOffset;
+    this.nextOffset = offset + length;
+    if (!sequential && length <= SMALL_READ && !this.has(first, last)) {
+      // A small random read: fetch just these bytes (as nbdkit's curl plugin does) instead of
+      // whole fetch blocks; the block cache is left alone.
+      try {
+        return await this.mirrors.run(`range ${offset}-${offset + length - 1}`, (m, signal) =>
+          this.pool.get(m.name, { start: offset, end: offset + length }, signal),
+        );
+      } catch (e) {
+        if (e instanceof BlockError) throw e;
+        throw new BlockError("EIO", (e as Error).message);
+      }
+    }
     this.ensure(first, last);
     let blocks: Uint8Array[];
     try {

@@ -30,6 +30,8 @@ export interface BootOptions {
   wrap?: string[];
   /** Echo the console to stderr (INETBOOT_TEST_CONSOLE=1 also does). */
   echo?: boolean;
+  /** Boot through the firmware (ISO, USB stick) instead of -kernel/-initrd/-append. */
+  firmware?: boolean;
 }
 
 export interface InetEvent {
@@ -56,9 +58,7 @@ export class Guest {
       "-display", "none",
       "-serial", "stdio",
       "-monitor", "none",
-      "-kernel", opts.kernel ?? kernelPath(),
-      "-initrd", opts.initrd ?? initrdPath(),
-      "-append", append,
+      ...(opts.firmware ? [] : ["-kernel", opts.kernel ?? kernelPath(), "-initrd", opts.initrd ?? initrdPath(), "-append", append]),
       ...(opts.net ?? ["-nic", "user,model=virtio-net-pci"]),
       ...(opts.extra ?? []),
     ];

@@ -206,6 +206,8 @@ export interface KnoppixRoot extends BusyboxRoot {
   outer: "ext4" | "iso9660";
   /** Path of the inner squashfs inside the outer image: pass as inetboot.rootpath=. */
   rootpath: string;
+  /** Filesystem of the inner image (the root itself); the outer one is `outer`/`fstype`. */
+  innerFstype: "squashfs";
   /** The inner squashfs (also cached on its own). */
   inner: string;
 }
@@ -238,6 +240,7 @@ export function buildKnoppixRoot(opts: { outer: "ext4" | "iso9660"; outDir?: str
     fstype: opts.outer,
     outer: opts.outer,
     rootpath: KNOPPIX_PATH,
+    innerFstype: "squashfs",
     inner: inner.image,
     bigPath: BIG_PATH,
     ...r.meta,

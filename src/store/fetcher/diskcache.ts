@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
 import { writeAtomic } from "../atomic.ts";
+import { zstdRawFrame } from "../zstd-raw.ts";
 import type { ChunkLayer } from "./layer.ts";
 import { sha256Hex } from "../chunk-name.ts"; // for verifyCacheEntry (host tools, below)
 import { ChunkError } from "../chunk.ts";
@@ -20,7 +21,10 @@ export class DiskCache implements ChunkLayer {
   constructor(
     private inner: ChunkLayer,
     readonly dir: string,
+    /** zstd level of new entries; 0 = stored uncompressed in a raw-block zstd frame */
     private level = 1,
+    /** fsync each entry before its rename: a USB stick may lose power mid-boot. */
+    private fsync = false,
   ) {}
 
   async get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
@@ -46,7 +50,9 @@ export class DiskCache implements ChunkLayer {
 
   private async store(path: string, plain: Uint8Array): Promise<void> {
     await mkdir(dirname(path), { recursive: true });
-    await writeAtomic(path, await Bun.zstdCompress(plain, { level: this.level }));
+    // level 0: a raw-block zstd frame (no compression, memcpy-speed reads on a warm boot)
+    const packed = this.level === 0 ? zstdRawFrame(plain) : await Bun.zstdCompress(plain, { level: this.level });
+    await writeAtomic(path, packed, this.fsync);
   }
 
   /** Waits for background writes (tests, clean shutdown). */

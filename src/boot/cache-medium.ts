@@ -1,0 +1,87 @@
+// The persistent block cache (the seed's `knxblock` folder on a USB stick): find a vfat or ext4
+// filesystem holding `inetboot-cache/` (removable devices first) or the one inetboot.cache names,
+// mount it, and hand its folder to the chunk cache, the payload cache and the rollback state.
+import { existsSync, mkdirSync } from "node:fs";
+import type { CacheSpec } from "./cmdline.ts";
+import { emit } from "../agent/events.ts";
+import { mount, umount, sync, MS } from "../sys/ffi.ts";
+import { oneLine } from "../sys/errors.ts";
+import { identifyFs, listBlockDevices, readHead } from "./blockdev.ts";
+
+export const CACHE_FOLDER = "inetboot-cache";
+const MNT = "/run/inetboot/cache";
+
+export interface CacheMedium {
+  device: string;
+  fstype: string;
+  mountpoint: string;
+  dir: string;
+}
+
+const FS_MODULES: Record<string, string[]> = { vfat: ["vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8"], ext4: ["ext4"] };
+
+async function loadFsModules(type: string) {
+  const { openModuleTree, modprobe } = await import("../agent/coldplug.ts");
+  const tree = openModuleTree();
+  if (tree) for (const m of FS_MODULES[type] ?? []) modprobe(tree, m);
+}
+
+function wanted(spec: CacheSpec, dev: string, id: { label: string | null; uuid: string | null }): boolean {
+  switch (spec.kind) {
+    case "label": return id.label === spec.value;
+    case "uuid": return (id.uuid ?? "").toLowerCase() === spec.value.toLowerCase();
+    case "device": return dev === spec.value;
+    default: return true;
+  }
+}
+
+/** Finds, mounts and returns the cache medium; null when there is none (or inetboot.cache=off). */
+export async function findCacheMedium(spec: CacheSpec, waitMs = 0): Promise<CacheMedium | null> {
+  if (spec.kind === "off") return null;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const found = await scanOnce(spec);
+    if (found) return found;
+    if (Date.now() >= deadline) break;
+    await Bun.sleep(250); // USB disks register a while after their driver loads
+  }
+  if (spec.kind !== "auto") emit("warning", { message: `inetboot.cache: no filesystem matches ${spec.kind}=${"value" in spec ? spec.value : ""}` });
+  return null;
+}
+
+async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
+  for (const dev of listBlockDevices()) {
+    const head = readHead(dev.path);
+    const id = head && identifyFs(head);
+    if (!id || !wanted(spec, dev.path, id)) continue;
+    try {
+      await loadFsModules(id.type);
+      mkdirSync(MNT, { recursive: true });
+      mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, id.type === "vfat" ? "flush" : null);
+    } catch (e) {
+      emit("warning", { message: `cache: ${oneLine(e)}` });
+      continue;
+    }
+    const dir = `${MNT}/${CACHE_FOLDER}`;
+    if (spec.kind === "auto" && !existsSync(dir)) {
+      umount(MNT);
+      continue;
+    }
+    mkdirSync(dir, { recursive: true });
+    const m = { device: dev.path, fstype: id.type, mountpoint: MNT, dir };
+    emit("cache.mounted", { device: m.device, fstype: m.fstype, label: id.label, dir }, `block cache on ${dev.path} (${id.type}${id.label ? `, ${id.label}` : ""})`);
+    return m;
+  }
+  return null;
+}
+
+/** Before kexec: everything on the stick, then unmount it cleanly. */
+export function releaseCacheMedium(m: CacheMedium | null) {
+  if (!m) return;
+  sync();
+  try {
+    umount(m.mountpoint);
+  } catch (e) {
+    emit("warning", { message: `cache: ${oneLine(e)}` });
+  }
+}

@@ -1,0 +1,123 @@
+// End to end: the USB stick image (`inetboot usb`) boots through SeaBIOS and GRUB as usb-storage;
+// the agent finds `inetboot-cache/` on it and the first boot fills it. A second boot with the
+// chunk files gone from the server still boots: zero chunk downloads. Hard kills in the middle of
+// a cold caching boot never leave a chunk that a later boot uses wrongly.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BUILD, withGuest, Guest } from "../lib/qemu.ts";
+import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
+import { run } from "../lib/sh.ts";
+import { chunkGets, startServe, type ServeProcess } from "./nbd-store-helpers.ts";
+
+const T = 300_000;
+const BIN = join(BUILD, "inetboot");
+const tmp = mkdtempSync(join(tmpdir(), "inetboot-usb-"));
+const www = join(tmp, "www");
+const blank = join(tmp, "blank.img");
+let serve: ServeProcess;
+let root: BusyboxRoot;
+
+const stickArgs = (img: string) => ["-device", "qemu-xhci", "-drive", `if=none,id=stick,format=raw,file=${img}`, "-device", "usb-storage,drive=stick,bootindex=0"];
+const boot = (img: string) => ({ firmware: true, extra: stickArgs(img) });
+
+/** Copies inetboot-cache/ off the stick's FAT partition (mtools, no mounting) and verifies it. */
+function cacheOnStick(img: string): { chunks: number; verify: string } {
+  const out = join(tmp, `extract-${Date.now()}`);
+  mkdirSync(out);
+  const offset = 2 * 1024 * 1024; // the ESP starts at 2 MiB (docs/media.md)
+  run(["mcopy", "-s", "-n", "-i", `${img}@@${offset}`, "::inetboot-cache", out]);
+  const dir = join(out, "inetboot-cache");
+  let chunks = 0;
+  const chunkDir = join(dir, "chunks");
+  try {
+    for (const d of readdirSync(chunkDir)) chunks += readdirSync(join(chunkDir, d)).filter((f) => f.endsWith(".zst")).length;
+  } catch {
+    /* no chunks yet */
+  }
+  const verify = Bun.spawnSync([BIN, "cache", "verify", dir], { stderr: "pipe", stdout: "pipe" });
+  return { chunks, verify: `${verify.exitCode} ${verify.stdout}${verify.stderr}` };
+}
+
+beforeAll(async () => {
+  mkdirSync(www);
+  root = buildBusyboxRoot({ fstype: "squashfs", bigMiB: 24 });
+  run([BIN, "pack", root.image, join(www, "store")]);
+  serve = await startServe(www);
+  const url = serve.url.replace("127.0.0.1", "10.0.2.2");
+  run([BIN, "usb", "--out", blank, "--size", "128M", "--serial", "--timeout", "1",
+    "--entry", `Busybox root over NBD|inetboot.root=${url}store/ inetboot.log=json panic=-1 quiet`]);
+}, T);
+afterAll(async () => {
+  await serve?.stop();
+});
+
+async function rootBoot(g: Guest) {
+  await g.waitText(/ROOT-DONE/, 200_000);
+  expect(g.output).toContain(`BIG-SHA256 ${root.sha256OfBig}`);
+  expect(await g.exited).toBe(0);
+}
+
+test(
+  "first boot fills the stick's cache; the second downloads no chunk (chunks removed from the server)",
+  async () => {
+    const img = join(tmp, "stick1.img");
+    copyFileSync(blank, img);
+    await withGuest(boot(img), async (g) => {
+      const c = await g.waitEvent("cache.mounted", 150_000);
+      expect(c.fstype).toBe("vfat");
+      await rootBoot(g);
+    });
+    const gets1 = chunkGets(serve.lines()).length;
+    expect(gets1).toBeGreaterThan(0);
+    const filled = cacheOnStick(img);
+    expect(filled.chunks).toBeGreaterThan(0);
+    expect(filled.verify).toMatch(/^0 /);
+    // Only the index stays reachable.
+    renameSync(join(www, "store/chunks"), join(www, "store/chunks.off"));
+    try {
+      const before = serve.lines().length;
+      await withGuest(boot(img), async (g) => {
+        await g.waitEvent("cache.mounted", 150_000);
+        await rootBoot(g);
+      });
+      const lines = serve.lines().slice(before);
+      expect(lines.some((l) => l.includes("/store/index"))).toBe(true);
+      expect(chunkGets(lines)).toEqual([]);
+    } finally {
+      renameSync(join(www, "store/chunks.off"), join(www, "store/chunks"));
+    }
+  },
+  T,
+);
+
+test(
+  "QEMU killed hard during cold caching boots; the next boot's data is intact",
+  async () => {
+    const img = join(tmp, "stick2.img");
+    copyFileSync(blank, img);
+    for (const delayMs of [300, 1200, 2500]) {
+      const g = new Guest(boot(img));
+      try {
+        await g.waitEvent("switch_root", 150_000);
+        await Bun.sleep(delayMs);
+      } finally {
+        g.kill(); // SIGKILL: no unmount, no sync
+        await g.exited;
+      }
+    }
+    const partial = cacheOnStick(img);
+    await withGuest(boot(img), async (g) => {
+      await g.waitEvent("cache.mounted", 150_000);
+      await rootBoot(g);
+    });
+    // Whatever the kills left, nothing bad is served: the guest's own sha256 matched above, and
+    // the stick now holds a cache that verifies.
+    const after = cacheOnStick(img);
+    expect(after.chunks).toBeGreaterThanOrEqual(partial.chunks);
+    expect(after.verify).toMatch(/^0 /);
+  },
+  T,
+);
+void rmSync;
