@@ -5,7 +5,7 @@ BUN   := node_modules/.bin/bun
 B     := build
 SRC   := $(shell find src -name '*.ts' 2>/dev/null) package.json
 # Modules the test/demo initramfs carries; coldplug picks what the machine needs.
-MODULES ?= virtio_net,virtio_pci,virtio_blk,virtio_scsi,e1000,e1000e,nbd,squashfs,overlay,ext4,loop,isofs,erofs,vfat,nls_cp437,nls_iso8859_1,nls_utf8,usb_storage,uas,sd_mod,xhci_pci,ehci_pci,uhci_hcd
+MODULES ?= virtio_net,virtio_pci,virtio_blk,virtio_scsi,e1000,e1000e,nbd,squashfs,overlay,ext4,loop,isofs,erofs,vfat,nls_cp437,nls_iso8859_1,nls_utf8,nls_ascii,usb_storage,uas,sd_mod,xhci_pci,ehci_pci,uhci_hcd
 KPKG  = $(shell cat $(B)/kernel/.package 2>/dev/null)
 DEB_PACKAGES := qemu-system-x86 qemu-utils libnbd-bin nbdkit nbd-client nginx dnsmasq busybox-static cpio \
   squashfs-tools e2fsprogs erofs-utils iproute2 kmod gcc libc6-dev zstd curl openssl xorriso mtools grub-pc-bin \

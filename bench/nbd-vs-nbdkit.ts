@@ -9,8 +9,8 @@
 // by an earlier run (a fresh process: only the disk cache helps), nbdkit with --filter=cache on a
 // second pass through the same process.
 //
-// Usage: bun bench/nbd-vs-nbdkit.ts [--reads N] [--runs N]
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+// Usage: bun bench/nbd-vs-nbdkit.ts [--reads N] [--runs N]   (default 400 reads, 3 rounds)
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packImage } from "../src/store/pack.ts";
@@ -22,7 +22,7 @@ const opt = (name: string, def: number) => {
   return i >= 0 ? Number(argv[i + 1]) : def;
 };
 const READS = opt("reads", 400);
-const RUNS = opt("runs", 2);
+const RUNS = opt("runs", 3);
 
 const benchDir = join(ROOT, "build/bench");
 const img = join(benchDir, "usr-bin.ext4");
@@ -96,67 +96,73 @@ async function random(uri: string): Promise<number> {
   return READS / (r.ms / 1000);
 }
 
-type Row = { label: string; seq: number; rand: number };
+type Row = { label: string; seq: number[]; rand: number[] };
 const rows: Row[] = [];
 const best = (xs: number[]) => Math.max(...xs);
+const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const row = (label: string): Row => {
+  let r = rows.find((x) => x.label === label);
+  if (!r) rows.push((r = { label, seq: [], rand: [] }));
+  return r;
+};
 
-/** Runs `measure` RUNS times, each on a fresh server from `make` (cold) and keeps the best. */
+/** One cold measurement: a fresh server from `make` for the sequential copy, another for the
+ *  random reads (each starts with nothing cached but what `before` leaves). */
 async function cold(label: string, make: () => Promise<Server>, before?: () => void): Promise<void> {
-  const s: number[] = [], r: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    before?.();
-    let srv = await make();
-    s.push(await seq(srv.uri));
-    await srv.stop();
-    before?.();
-    srv = await make();
-    r.push(await random(srv.uri));
-    await srv.stop();
-  }
-  rows.push({ label, seq: best(s), rand: best(r) });
-  console.error(`${label}: done`);
+  before?.();
+  let srv = await make();
+  row(label).seq.push(await seq(srv.uri));
+  await srv.stop();
+  before?.();
+  srv = await make();
+  row(label).rand.push(await random(srv.uri));
+  await srv.stop();
 }
 
 const cacheDir = join(work, "cache");
 const wipeCache = () => rmSync(cacheDir, { recursive: true, force: true });
+const loads: string[] = [loadavg()];
 
-await cold("nbdkit curl, cold", () => nbdkit());
-await cold("inetboot nbd raw URL, cold", () => ours(rawUrl));
-await cold("inetboot nbd store, cold", () => ours(storeUrl));
-await cold("inetboot nbd store --cache, cold", () => ours(storeUrl, ["--cache", cacheDir]), wipeCache);
-
-// Warm: nbdkit's cache filter, second pass through the same process.
-{
-  const s: number[] = [], r: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
+// Rounds: every contestant once per round, so each sees the same machine conditions (other jobs
+// on a shared machine come and go); the table keeps the best of RUNS rounds.
+for (let round = 0; round < RUNS; round++) {
+  await cold("nbdkit curl, cold", () => nbdkit());
+  await cold("inetboot nbd raw URL, cold", () => ours(rawUrl));
+  await cold("inetboot nbd store, cold", () => ours(storeUrl));
+  await cold("inetboot nbd store --cache, cold", () => ours(storeUrl, ["--cache", cacheDir]), wipeCache);
+  // Warm: nbdkit's cache filter, second pass through the same process.
+  {
     const srv = await nbdkit(["cache"]);
     await seq(srv.uri);
-    s.push(await seq(srv.uri));
-    r.push(await random(srv.uri));
+    row("nbdkit curl --filter=cache, warm").seq.push(await seq(srv.uri));
+    row("nbdkit curl --filter=cache, warm").rand.push(await random(srv.uri));
     await srv.stop();
   }
-  rows.push({ label: "nbdkit curl --filter=cache, warm", seq: best(s), rand: best(r) });
+  // Warm: ours, a fresh process over a filled disk cache (what a second boot from USB sees).
+  {
+    wipeCache();
+    const fill = await ours(storeUrl, ["--cache", cacheDir]);
+    await seq(fill.uri);
+    await fill.stop();
+    await cold("inetboot nbd store --cache, warm", () => ours(storeUrl, ["--cache", cacheDir]));
+  }
+  loads.push(loadavg());
+  console.error(`round ${round + 1}/${RUNS} done, load average ${loads[loads.length - 1]}`);
 }
-// Warm: ours, a fresh process over a filled disk cache (what a second boot from USB sees).
-{
-  wipeCache();
-  const fill = await ours(storeUrl, ["--cache", cacheDir]);
-  await seq(fill.uri);
-  await fill.stop();
-  await cold("inetboot nbd store --cache, warm", () => ours(storeUrl, ["--cache", cacheDir]));
-}
-
 await nginx.stop();
 rmSync(work, { recursive: true, force: true });
 
 const peerCold = rows[0]!;
 const peerWarm = rows.find((r) => r.label.startsWith("nbdkit curl --filter"))!;
 const pad = (s: string, n: number) => s.padEnd(n);
-console.log(`image: ${img} (${(size / 2 ** 20).toFixed(0)} MiB ext4 of /usr/bin), nginx on 127.0.0.1, ${READS} random 4 KiB reads, best of ${RUNS}`);
-console.log(`${pad("server", 36)} ${pad("seq MB/s", 10)} ${pad("×nbdkit", 8)} ${pad("rand reads/s", 13)} ×nbdkit`);
+console.log(`image: ${img} (${(size / 2 ** 20).toFixed(0)} MiB ext4 of /usr/bin), nginx on 127.0.0.1, ${READS} random 4 KiB reads, best of ${RUNS} rounds`);
+console.log(`load average (1 5 15 min) before and after each round: ${loads.join(" | ")}`);
+console.log(`${pad("server", 36)} ${pad("seq MB/s", 10)} ${pad("×nbdkit", 8)} ${pad("rand reads/s", 13)} ×nbdkit  (per-round ratios seq; rand)`);
 for (const r of rows) {
   const peer = r.label.includes("warm") ? peerWarm : peerCold;
+  // ratios of each round against the peer of the same round, next to the best-of figures
+  const perRound = r.seq.map((v, i) => `${(v / peer.seq[i]!).toFixed(2)}/${(r.rand[i]! / peer.rand[i]!).toFixed(2)}`).join(" ");
   console.log(
-    `${pad(r.label, 36)} ${pad(r.seq.toFixed(0), 10)} ${pad((r.seq / peer.seq).toFixed(2), 8)} ${pad(r.rand.toFixed(0), 13)} ${(r.rand / peer.rand).toFixed(2)}`,
+    `${pad(r.label, 36)} ${pad(best(r.seq).toFixed(0), 10)} ${pad((best(r.seq) / best(peer.seq)).toFixed(2), 8)} ${pad(best(r.rand).toFixed(0), 13)} ${pad((best(r.rand) / best(peer.rand)).toFixed(2), 8)} (${perRound})`,
   );
 }

@@ -43,6 +43,12 @@ export class DiskCache implements ChunkLayer {
     this.misses++;
     const plain = await this.inner.get(ref, signal);
     const w = this.store(path, plain).catch(() => {}); // a full or read-only cache must not fail reads
+    // On removable media write through: a chunk is on the stick before its reader sees it, so a
+    // `sync; poweroff` right after the last read still leaves the next boot nothing to download.
+    if (this.fsync) {
+      await w;
+      return plain;
+    }
     this.writes.add(w);
     w.finally(() => this.writes.delete(w));
     return plain;
