@@ -9,7 +9,9 @@ import { oneLine } from "../sys/errors.ts";
 import { identifyFs, listBlockDevices, readHead } from "./blockdev.ts";
 
 export const CACHE_FOLDER = "inetboot-cache";
-const MNT = "/run/inetboot/cache";
+// Not under /run: switch_root moves /run into the new root, while the NBD daemon keeps the
+// initramfs as its root and must still find the stick at the same path afterwards.
+const MNT = "/.inetboot-cache";
 
 export interface CacheMedium {
   device: string;
