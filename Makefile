@@ -8,10 +8,10 @@ SRC   := $(shell find src -name '*.ts' 2>/dev/null) package.json
 MODULES ?= virtio_net,virtio_pci,virtio_blk,virtio_scsi,e1000,e1000e,nbd,squashfs,overlay,ext4,loop,isofs,erofs,vfat,nls_cp437,nls_iso8859_1,nls_utf8,nls_ascii,usb_storage,uas,sd_mod,xhci_pci,ehci_pci,uhci_hcd
 KPKG  = $(shell cat $(B)/kernel/.package 2>/dev/null)
 DEB_PACKAGES := qemu-system-x86 qemu-utils libnbd-bin nbdkit nbd-client nginx dnsmasq busybox-static cpio \
-  squashfs-tools e2fsprogs erofs-utils iproute2 kmod gcc libc6-dev zstd curl openssl xorriso mtools grub-pc-bin \
-  grub-efi-amd64-bin ovmf
+  squashfs-tools e2fsprogs erofs-utils iproute2 kmod gcc libc6-dev zstd curl openssl xorriso mtools grub-common \
+  grub-pc-bin grub-efi-amd64-bin ovmf mmdebstrap util-linux mount binutils musl-tools
 
-.PHONY: all deps test unit e2e demo clean kernel
+.PHONY: all deps test unit e2e demo demo-interactive demo-direct iso usb serve-demo clean kernel
 all: $(B)/inetboot $(B)/initramfs.cpio.zst
 
 deps: node_modules/.stamp
@@ -57,8 +57,28 @@ e2e: all
 test: deps all
 	$(BUN) test test/unit test/e2e
 
+# The main job: a Debian system (mmdebstrap, cached in build/demo) packed into a store, served by
+# `inetboot serve`, booted in QEMU through the agent to a login prompt.
 demo: deps all
-	$(BUN) test/demo.ts
+	$(BUN) test/demo.ts $(DEMO_ARGS)
+demo-interactive: deps all
+	$(BUN) test/demo.ts --interactive $(DEMO_ARGS)
+demo-direct: deps all
+	$(BUN) test/demo.ts --direct $(DEMO_ARGS)
+
+# Boot media: a hybrid BIOS/UEFI GRUB ISO and a USB stick image with an empty inetboot-cache/.
+DEMO_PORT ?= 8080
+MEDIA_ARGS ?= --entry 'Debian demo over NBD (make serve-demo)|inetboot.root=http://10.0.2.2:$(DEMO_PORT)/store/ inetboot.rootfstype=squashfs'
+iso: $(B)/inetboot.iso
+$(B)/inetboot.iso: $(B)/inetboot $(B)/initramfs.cpio.zst
+	$(B)/inetboot iso --out $@ --kernel $(B)/kernel/vmlinuz --initrd $(B)/initramfs.cpio.zst --serial $(MEDIA_ARGS)
+# Serves the demo store the media's default entry boots (QEMU user networking: 10.0.2.2 = this host).
+serve-demo: all
+	test -f $(B)/demo/store/index || $(BUN) test/demo.ts --prepare-only
+	$(B)/inetboot serve $(B)/demo --port $(DEMO_PORT)
+usb: $(B)/inetboot-usb.img
+$(B)/inetboot-usb.img: $(B)/inetboot $(B)/initramfs.cpio.zst
+	$(B)/inetboot usb --out $@ --size 1G --kernel $(B)/kernel/vmlinuz --initrd $(B)/initramfs.cpio.zst --serial $(MEDIA_ARGS)
 
 clean:
 	rm -rf $(B)

@@ -8,6 +8,7 @@
 // Options:
 //   --interactive  leave the serial console to you (QEMU in the foreground; Ctrl-A X quits)
 //   --direct       boot the same squashfs from a local virtio disk without inetboot (reference)
+//   --prepare-only build and pack the store, then stop (for `make serve-demo`)
 //   --rebuild      rebuild the root even when the cached one matches the recipe
 //   --port N       HTTP port (default: a free one)
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -140,6 +141,7 @@ async function main() {
   }
 
   packStore(root.squashfs, root.key);
+  if (flag("--prepare-only")) return; // `make serve-demo` only needs the store
   const srv = await serve();
   const url = `http://10.0.2.2:${srv.port}/store/`;
   const append = `inetboot.root=${url} inetboot.rootfstype=squashfs`;
