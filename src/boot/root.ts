@@ -3,9 +3,10 @@
 import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync } from "node:fs";
 import type { BootPlan } from "./cmdline.ts";
 import type { NetResult } from "../net/setup.ts";
-import { emit } from "../agent/events.ts";
+import { emit, uptime } from "../agent/events.ts";
 import { UserError } from "../sys/errors.ts";
 import { mount, MS } from "../sys/ffi.ts";
+import { writeFileSync } from "node:fs";
 import { detectFs, PROBE_BYTES, type FsType } from "./fsdetect.ts";
 import { DAEMON_ROLE, type DaemonConfig } from "../nbd/daemon.ts";
 import { trackChild } from "../agent/pid1.ts";
@@ -65,6 +66,22 @@ async function startDaemon(cfg: DaemonConfig, timeoutMs = 90_000): Promise<void>
   throw new UserError(`NBD server for ${cfg.url}: not ready after ${timeoutMs / 1000} s`);
 }
 
+/** Kernel read-ahead on the NBD device in KiB (docs/prefetch.md has the measurements);
+ *  INETBOOT_READ_AHEAD_KB=N on the kernel command line (it reaches init's environment) overrides it. */
+const READ_AHEAD_KB = 128;
+
+function setReadAhead(index: number): number | null {
+  const want = Number(process.env.INETBOOT_READ_AHEAD_KB ?? READ_AHEAD_KB);
+  if (!Number.isInteger(want) || want < 0) return null;
+  try {
+    writeFileSync(`/sys/block/nbd${index}/queue/read_ahead_kb`, String(want));
+    return want;
+  } catch (e) {
+    emit("warning", { message: `read_ahead_kb on nbd${index}: ${(e as Error).message}` });
+    return null;
+  }
+}
+
 export interface MountedRoot {
   newRoot: string;
   device: string;
@@ -78,12 +95,14 @@ export async function assembleRoot(plan: BootPlan, url: string, _net: NetResult 
     url, mirrors: plan.mirrors, socket: `${RUN}/nbd.sock`, readyFile: `${RUN}/nbd.ready`, errorFile: `${RUN}/nbd.error`,
     // The daemon takes the cache medium over: it stays mounted under /run for the booted system.
     cacheDir: cache?.dir,
+    record: plan.record, events: plan.logJson, t0: uptime(),
   };
   await startDaemon(cfg);
   const { attachNbd, waitForDevice } = await import("../nbd/kernel/attach.ts");
   const att = attachNbd({ socketPath: cfg.socket });
   await waitForDevice(att.index);
-  emit("nbd.attached", { device: att.device, size: att.size, url }, `${att.device}: ${att.size} bytes from ${url}`);
+  const readAheadKb = setReadAhead(att.index);
+  emit("nbd.attached", { device: att.device, size: att.size, url, readAheadKb }, `${att.device}: ${att.size} bytes from ${url}`);
 
   const image = `${RUN}/image`;
   let fstype = await mountImage(att.device, image, plan.rootpath ? undefined : plan.rootfstype, url);

@@ -19,6 +19,7 @@ const main = defineCommand({
     keygen: () => import("./commands/keygen.ts").then((m) => m.default),
     sign: () => import("./commands/sign.ts").then((m) => m.default),
     manifest: () => import("./commands/manifest.ts").then((m) => m.default),
+    profile: () => import("./commands/profile.ts").then((m) => m.default),
   },
 });
 

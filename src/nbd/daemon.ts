@@ -15,6 +15,12 @@ export interface DaemonConfig {
   errorFile: string;
   cacheDir?: string;
   deadlineMs?: number;
+  /** inetboot.record: record the chunks this boot reads (docs/prefetch.md) */
+  record?: boolean;
+  /** inetboot.log=json: also print prefetch events */
+  events?: boolean;
+  /** the agent's clock (s) when it started the daemon, so event times line up */
+  t0?: number;
 }
 
 export const DAEMON_ROLE = "nbd-daemon";
@@ -33,9 +39,20 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     const { startNbdServer } = await import("./server.ts");
     // Finding the store fails fast (the user is waiting at the console); once the root is
     // mounted, reads wait out longer outages before the kernel sees EIO.
-    const source = await openSource(cfg.url, {
+    const { consoleEvents, recordBoot } = await import("../store/profile-daemon.ts");
+    const print = consoleEvents(cfg.t0);
+    const warn = (line: string) => process.stderr.write(`@inetboot-nbd: ${line}\n`);
+    let index: import("../store/format.ts").StoreIndex | null = null;
+    let source = await openSource(cfg.url, {
       mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
+      // A published profile (STORE/<index>.profile) is fetched ahead, in the order it lists.
+      prefetch: true, log: warn, onIndex: (i) => (index = i),
+      onPrefetch: (what, st) => cfg.events && print(`prefetch.${what}`, { ...st }),
     });
+    if (cfg.record) {
+      if (index) source = recordBoot(source, index, { print, cacheDir: cfg.cacheDir, log: warn });
+      else warn("inetboot.record: only a block store can be profiled (not a raw image); not recording");
+    }
     await startNbdServer({ source, listen: `unix:${cfg.socket}`, log: () => {} });
     writeFileSync(cfg.readyFile, JSON.stringify({ size: source.size, blockSize: source.blockSize }));
   } catch (e) {

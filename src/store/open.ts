@@ -16,6 +16,8 @@ import { HttpError, HttpPool } from "./fetcher/pool.ts";
 import { ReadAhead } from "./fetcher/readahead.ts";
 import { SingleFlight } from "./fetcher/singleflight.ts";
 import { RawHttpSource } from "./raw-http.ts";
+import { Prefetcher, planFromProfile, type PrefetchOptions, type PrefetchStats } from "./prefetch.ts";
+import { loadProfile } from "./profile-load.ts";
 import { StoreReader } from "./reader.ts";
 import type { BlockSource } from "./source.ts";
 
@@ -40,6 +42,13 @@ export interface OpenOptions {
   readAhead?: boolean;
   /** one-line warnings (default: stderr) */
   log?: (line: string) => void;
+  /** HTTP stores: fetch `<index name>.profile` beside the index in the background and prefetch
+   *  the chunks it lists (docs/prefetch.md). Default off. */
+  prefetch?: boolean | PrefetchOptions;
+  /** prefetch began (chunks planned) and ended (stats) */
+  onPrefetch?: (what: "start" | "done", stats: PrefetchStats) => void;
+  /** stores only: the index, once loaded (e.g. to record a boot profile for it) */
+  onIndex?: (index: StoreIndex) => void;
 }
 
 export function isHttpUrl(s: string): boolean {
@@ -187,6 +196,35 @@ export function chunkStack(
   return new MemCache(new SingleFlight(layer), opts.memCacheBytes ?? 64 * 1024 * 1024);
 }
 
+/** Puts a Prefetcher beside the stack; the profile is fetched in the background (open never waits for it). */
+function startPrefetch(
+  top: ChunkLayer,
+  index: StoreIndex,
+  location: StoreLocation,
+  pool: HttpPool,
+  opts: OpenOptions,
+  log: (line: string) => void,
+): ChunkLayer {
+  const po: PrefetchOptions = typeof opts.prefetch === "object" ? { ...opts.prefetch } : {};
+  if (top instanceof MemCache) {
+    po.resident ??= (hex) => top.peek(hex) !== undefined;
+    po.leadBytes ??= Math.floor(top.capBytes / 2); // half the memory cache: demand reads keep room
+  }
+  // Leave most of the pool to demand reads.
+  po.parallel ??= Math.max(1, Math.min(4, Math.floor(pool.maxParallel / 4)));
+  po.demandLimit ??= Math.max(1, pool.maxParallel - po.parallel);
+  const pf = new Prefetcher(top, po);
+  void loadProfile(location, index, { pool, log })
+    .then((profile) => {
+      if (!profile) return;
+      pf.start(planFromProfile(index, profile));
+      opts.onPrefetch?.("start", { ...pf.stats });
+      return pf.done.then(() => opts.onPrefetch?.("done", { ...pf.stats }));
+    })
+    .catch((e) => log(`warning: prefetch: ${(e as Error).message}`));
+  return pf.demand;
+}
+
 export async function openSource(spec: string, opts: OpenOptions): Promise<BlockSource> {
   const deadlineMs = opts.deadlineMs ?? 30_000;
   const pool = new HttpPool({
@@ -195,15 +233,21 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
     timeoutMs: opts.requestTimeoutMs ?? Math.min(10_000, Math.max(100, Math.floor(deadlineMs / 3))),
   });
   const wrap = (s: BlockSource) => (opts.readAhead === false ? s : new ReadAhead(s));
+  const log = opts.log ?? ((line: string) => process.stderr.write(line + "\n"));
   if (!isHttpUrl(spec)) {
     const store = await loadStore(spec);
-    return new StoreReader(store.index, chunkStack(store.location, { memCacheBytes: opts.memCacheBytes }));
+    opts.onIndex?.(store.index);
+    let layer = chunkStack(store.location, { memCacheBytes: opts.memCacheBytes });
+    if (opts.prefetch) layer = startPrefetch(layer, store.index, store.location, pool, opts, log);
+    return new StoreReader(store.index, layer);
   }
-  const log = opts.log ?? ((line: string) => process.stderr.write(line + "\n"));
   const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log } : undefined);
   if (probe.kind === "store") {
     const { index, location } = probe.store;
-    return wrap(new StoreReader(index, chunkStack(location, { ...opts, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs })));
+    opts.onIndex?.(index);
+    let layer = chunkStack(location, { ...opts, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs });
+    if (opts.prefetch) layer = startPrefetch(layer, index, location, pool, opts, log);
+    return wrap(new StoreReader(index, layer));
   }
   if (probe.urls.length === 0) throw new UserError(`${spec}: no store index there (HTTP 404)`);
   let size: number;

@@ -1,0 +1,211 @@
+// Boot-profile prefetch on the Debian demo root: time from QEMU start to INETBOOT-DEMO-MARKER and
+// HTTP requests until then (nginx's access log), without and with a published profile, with a
+// larger kernel read-ahead on /dev/nbd0, on loopback and through a delay proxy.
+//   bun bench/boot-prefetch.ts [--runs N] [--delay MS] [--ra KB] [--only NAME,...]
+// Needs build/inetboot, build/initramfs.cpio.zst and build/demo/store (make all; make demo).
+// Works on a copy of the store's index in build/bench/prefetch/www (chunks linked), so the demo's
+// own store gets no profile.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DEMO_DIR, DEMO_MARKER } from "../test/lib/demo-root.ts";
+import { BUILD, Guest } from "../test/lib/qemu.ts";
+import { freePort } from "../test/e2e/nbd-store-helpers.ts";
+
+const argv = process.argv.slice(2);
+const opt = (f: string, d: string) => {
+  const i = argv.indexOf(f);
+  return i >= 0 ? argv[i + 1]! : d;
+};
+const RUNS = Number(opt("--runs", "1"));
+const DELAY = Number(opt("--delay", "20"));
+const RA = Number(opt("--ra", "1024"));
+const ONLY = opt("--only", "").split(",").filter(Boolean);
+const BIN = join(BUILD, "inetboot");
+const WORK = join(BUILD, "bench/prefetch");
+const WWW = join(WORK, "www");
+const STORE = join(WWW, "store");
+const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+// ---- nginx with a timed access log ----
+interface Req { ms: number; path: string; bytes: number }
+async function startNginx(): Promise<{ port: number; log: () => Req[]; stop: () => Promise<void> }> {
+  const work = join(WORK, "nginx");
+  const t = join(work, "tmp");
+  mkdirSync(t, { recursive: true });
+  const log = join(work, "access.log");
+  writeFileSync(log, "");
+  const port = freePort();
+  writeFileSync(join(work, "nginx.conf"), `daemon off; master_process off; worker_processes 1; user root;
+pid ${work}/nginx.pid; error_log ${work}/error.log;
+events { worker_connections 512; }
+http {
+  log_format t '$msec $body_bytes_sent "$request"';
+  access_log ${log} t;
+  default_type application/octet-stream; sendfile on; keepalive_requests 100000;
+  client_body_temp_path ${t}; proxy_temp_path ${t}; fastcgi_temp_path ${t}; uwsgi_temp_path ${t}; scgi_temp_path ${t};
+  server { listen 127.0.0.1:${port}; root ${WWW}; }
+}
+`);
+  const proc = Bun.spawn(["nginx", "-p", work, "-c", join(work, "nginx.conf")], { stdin: "ignore", stdout: "ignore", stderr: "inherit" });
+  for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/`, { method: "HEAD" }).then(() => true, () => false)); i++) {
+    if (i > 100) throw new Error("nginx did not start");
+    await Bun.sleep(50);
+  }
+  return {
+    port,
+    log: () => readFileSync(log, "utf8").split("\n").filter(Boolean).map((l) => {
+      const m = /^([\d.]+) (\d+) "\S+ (\S+)/.exec(l)!;
+      return { ms: Number(m[1]) * 1000, bytes: Number(m[2]), path: m[3]! };
+    }),
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
+}
+
+// ---- a TCP proxy on 127.0.0.1 that holds every piece of data `delayMs` in each direction ----
+type Sock = import("bun").Socket<{ peer?: Sock; queue: Uint8Array[]; pending: Uint8Array[]; closed: boolean }>;
+function startDelayProxy(upstreamPort: number, delayMs: number): { port: number; stop: () => void } {
+  const send = (to: Sock | undefined, data: Uint8Array) => {
+    if (!to || to.data.closed) return;
+    if (to.data.queue.length) return void to.data.queue.push(data);
+    const n = to.write(data);
+    if (n < data.length) to.data.queue.push(data.subarray(n));
+  };
+  const drain = (s: Sock) => {
+    while (s.data.queue.length) {
+      const d = s.data.queue[0]!;
+      const n = s.write(d);
+      if (n < d.length) {
+        s.data.queue[0] = d.subarray(n);
+        return;
+      }
+      s.data.queue.shift();
+    }
+  };
+  // Data is copied (the buffer is reused after the callback) and forwarded after the delay; a
+  // constant delay keeps the order.
+  const relay = (from: Sock, data: Uint8Array) => {
+    const copy = data.slice();
+    setTimeout(() => send(from.data.peer, copy), delayMs);
+  };
+  const closeLater = (s: Sock) => setTimeout(() => {
+    const p = s.data.peer;
+    if (p && !p.data.closed) p.end();
+  }, delayMs + 5);
+  const server = Bun.listen<Sock["data"]>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open(client) {
+        client.data = { queue: [], pending: [], closed: false };
+        void Bun.connect<Sock["data"]>({
+          hostname: "127.0.0.1",
+          port: upstreamPort,
+          socket: {
+            open(up) {
+              up.data = { peer: client as Sock, queue: [], pending: [], closed: false };
+              client.data.peer = up as Sock;
+              for (const d of client.data.pending.splice(0)) send(up as Sock, d);
+            },
+            data: (up, d) => relay(up as Sock, d),
+            drain: (up) => drain(up as Sock),
+            close(up) {
+              up.data.closed = true;
+              closeLater(up as Sock);
+            },
+            error() {},
+          },
+        }).catch(() => client.end());
+      },
+      data(client, d) {
+        const copy = d.slice();
+        setTimeout(() => {
+          if (client.data.peer) send(client.data.peer, copy);
+          else client.data.pending.push(copy);
+        }, delayMs);
+      },
+      drain: (c) => drain(c as Sock),
+      close(c) {
+        c.data.closed = true;
+        closeLater(c as Sock);
+      },
+      error() {},
+    },
+  });
+  return { port: server.port, stop: () => server.stop(true) };
+}
+
+// ---- one boot ----
+interface Result { name: string; markerMs: number; requests: number; chunkGets: number; mib: number }
+
+async function bootOnce(name: string, port: number, extra: string, ngx: { log: () => Req[] }): Promise<{ r: Result; console: string }> {
+  const from = ngx.log().length;
+  const append = `quiet inetboot.root=http://10.0.2.2:${port}/store/ inetboot.rootfstype=squashfs ${extra}`.trim();
+  const t0 = Date.now();
+  const g = new Guest({ append });
+  try {
+    await g.waitText(new RegExp(DEMO_MARKER), 400_000);
+    const markerAt = Date.now();
+    await Bun.sleep(300); // nginx logs a request when it completes
+    const reqs = ngx.log().slice(from).filter((q) => q.ms <= markerAt);
+    const chunks = reqs.filter((q) => q.path.includes("/chunks/"));
+    const r = { name, markerMs: markerAt - t0, requests: reqs.length, chunkGets: chunks.length, mib: reqs.reduce((n, q) => n + q.bytes, 0) / 1048576 };
+    say(`${name}: marker after ${(r.markerMs / 1000).toFixed(1)} s, ${r.requests} requests (${r.chunkGets} chunks, ${r.mib.toFixed(1)} MiB)`);
+    if (extra.includes("inetboot.record")) await Bun.sleep(3000); // the last console batches
+    return { r, console: g.output };
+  } finally {
+    g.kill();
+    await g.exited;
+  }
+}
+
+async function main() {
+  for (const f of [BIN, join(BUILD, "initramfs.cpio.zst"), join(DEMO_DIR, "store/index")])
+    if (!existsSync(f)) throw new Error(`${f} missing (make all; make demo)`);
+  rmSync(WWW, { recursive: true, force: true });
+  mkdirSync(STORE, { recursive: true });
+  copyFileSync(join(DEMO_DIR, "store/index"), join(STORE, "index"));
+  symlinkSync(join(DEMO_DIR, "store/chunks"), join(STORE, "chunks"));
+  const ngx = await startNginx();
+  const proxy = startDelayProxy(ngx.port, DELAY);
+  const profile = join(STORE, "index.profile");
+  const results: Result[] = [];
+  const want = (n: string) => !ONLY.length || ONLY.some((o) => n.startsWith(o));
+  const raOpt = `INETBOOT_READ_AHEAD_KB=${RA}`;
+  try {
+    // Recording boot first (no profile published yet); it also counts as a cold baseline sample.
+    const rec = await bootOnce("record (no profile)", ngx.port, "inetboot.record", ngx);
+    const consoleLog = join(WORK, "record-console.log");
+    writeFileSync(consoleLog, rec.console);
+    const x = Bun.spawnSync([BIN, "profile", "extract", consoleLog, STORE], { stderr: "pipe" });
+    if (x.exitCode !== 0) throw new Error(`profile extract: ${x.stderr}`);
+    say(x.stderr.toString().trim());
+    const saved = readFileSync(profile);
+    const withProfile = (on: boolean) => (on ? writeFileSync(profile, saved) : rmSync(profile, { force: true }));
+    const cases: [string, boolean, number, string][] = [
+      ["loopback, no profile", false, ngx.port, ""],
+      ["loopback, profile", true, ngx.port, ""],
+      [`loopback, no profile, read_ahead_kb=${RA}`, false, ngx.port, raOpt],
+      [`loopback, profile, read_ahead_kb=${RA}`, true, ngx.port, raOpt],
+      [`+${DELAY} ms/direction, no profile`, false, proxy.port, ""],
+      [`+${DELAY} ms/direction, profile`, true, proxy.port, ""],
+    ];
+    for (let round = 0; round < RUNS; round++)
+      for (const [name, prof, port, extra] of cases) {
+        if (!want(name)) continue;
+        withProfile(prof);
+        results.push((await bootOnce(name, port, extra, ngx)).r);
+      }
+  } finally {
+    proxy.stop();
+    await ngx.stop();
+  }
+  const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  console.log(`\n| case | time to marker (s) | HTTP requests | chunk GETs | MiB |  (load ${load})`);
+  console.log("| --- | ---: | ---: | ---: | ---: |");
+  for (const r of results) console.log(`| ${r.name} | ${(r.markerMs / 1000).toFixed(1)} | ${r.requests} | ${r.chunkGets} | ${r.mib.toFixed(1)} |`);
+}
+
+await main();

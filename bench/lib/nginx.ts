@@ -1,0 +1,93 @@
+// Debian's nginx as the store's HTTP server (what a CDN origin would be), listening on any address,
+// optionally inside a network namespace, with an access log the benches count bytes from.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+export interface LogLine {
+  path: string;
+  status: number;
+  bytes: number;
+}
+
+export interface NginxServer {
+  proc: Subprocess;
+  /** parsed access log so far (one entry per finished request) */
+  log(): LogLine[];
+  stop(): Promise<void>;
+}
+
+export async function startNginxAt(o: { root: string; workDir: string; host: string; port: number; wrap?: string[] }): Promise<NginxServer> {
+  const w = o.workDir;
+  mkdirSync(join(w, "tmp"), { recursive: true });
+  const logFile = join(w, "access.log");
+  writeFileSync(logFile, "");
+  const conf = join(w, "nginx.conf");
+  const tmp = join(w, "tmp");
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid ${w}/nginx.pid;
+error_log ${w}/error.log;
+events { worker_connections 256; }
+http {
+  log_format req '$status $body_bytes_sent "$request"';
+  access_log ${logFile} req;
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_requests 100000;
+  keepalive_timeout 300s;
+  client_body_temp_path ${tmp};
+  proxy_temp_path ${tmp};
+  fastcgi_temp_path ${tmp};
+  uwsgi_temp_path ${tmp};
+  scgi_temp_path ${tmp};
+  server {
+    listen ${o.host}:${o.port};
+    root ${o.root};
+  }
+}
+`,
+  );
+  const proc = Bun.spawn([...(o.wrap ?? []), "nginx", "-p", w, "-c", conf], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const stop = async () => {
+    proc.kill("SIGTERM");
+    const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+    await proc.exited;
+    clearTimeout(t);
+  };
+  // Wait until it accepts connections (inside a namespace the host reaches it over the veth).
+  for (let i = 0; ; i++) {
+    const ok = await Bun.connect({ hostname: o.host, port: o.port, socket: { data() {} } }).then(
+      (s) => (s.end(), true),
+      () => false,
+    );
+    if (ok) break;
+    if (proc.exitCode !== null || i > 100) {
+      await stop();
+      throw new Error(`nginx did not start on ${o.host}:${o.port}: ${await new Response(proc.stderr).text()}`);
+    }
+    await Bun.sleep(50);
+  }
+  return {
+    proc,
+    log: () =>
+      readFileSync(logFile, "utf8")
+        .split("\n")
+        .flatMap((l) => {
+          const m = l.match(/^(\d{3}) (\d+) "\S+ (\S+)/);
+          return m ? [{ status: Number(m[1]), bytes: Number(m[2]), path: m[3]! }] : [];
+        }),
+    stop,
+  };
+}
+
+/** Requests and body bytes of log entries, all and chunk GETs only (store layout: chunks/ab/<sha>.zst). */
+export function tally(lines: LogLine[]) {
+  const chunks = lines.filter((l) => /\/chunks\/[0-9a-f]{2}\/[0-9a-f]{64}\.zst/.test(l.path));
+  const sum = (xs: LogLine[]) => xs.reduce((a, l) => a + l.bytes, 0);
+  return { requests: lines.length, bytes: sum(lines), chunkRequests: chunks.length, chunkBytes: sum(chunks) };
+}
