@@ -12,6 +12,7 @@ import { ofetch } from "ofetch";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 import { classifyTransportError, FetchError, redactUrl } from "./errors.ts";
 import type { FetchProgress } from "./progress.ts";
+import { concatBytes } from "../sys/bytes.ts";
 
 export interface FetchFileOptions {
   /** Write the body here (atomically, via DEST.part). Without it the body is returned as `bytes`. */
@@ -318,7 +319,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
       attempts,
     };
     if (opts.dest) out.path = opts.dest;
-    else if (!opts.discard) out.bytes = concat(chunks, received);
+    else if (!opts.discard) out.bytes = concatBytes(chunks, received);
     return out;
   } catch (e) {
     // Never leave a partial or wrong file behind.
@@ -347,16 +348,6 @@ async function readCa(file: string, shown: string): Promise<string> {
   }
 }
 
-function concat(chunks: Uint8Array[], n: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
 
 function fmtSec(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;

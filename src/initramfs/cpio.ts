@@ -1,5 +1,6 @@
 // newc ("070701") cpio codec, the format the Linux kernel unpacks as an initramfs.
 // Pure: no I/O. Encoding is incremental (header bytes, then the caller streams file data, then
+import { concatBytes } from "../sys/bytes.ts";
 // padding) so a 110 MB executable is never held twice in memory.
 //
 // Layout of one entry: 110-byte ASCII header ("070701" + 13 fields of 8 hex digits), the NUL-terminated
@@ -138,17 +139,8 @@ export function encodeArchive(entries: CpioEntry[]): Uint8Array {
   return concat(chunks);
 }
 
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
+/** Joins byte arrays (kept for callers of this module). */
+export const concat = (chunks: Uint8Array[]) => concatBytes(chunks);
 
 function kindOf(mode: number): CpioKind {
   switch (mode & 0o170000) {

@@ -1,6 +1,7 @@
 // DHCP options (RFC 2132, RFC 3442 classless routes, RFC 3396 long options): typed values ⇄ TLV bytes.
 // Pure code: no I/O. Decoding validates every length and throws only DhcpDecodeError.
 import { ipFromBytes, ipToBytes, parseIPv4 } from "../addr.ts";
+import { concatBytes } from "../../sys/bytes.ts";
 
 export class DhcpDecodeError extends Error {
   constructor(message: string) {
@@ -94,17 +95,6 @@ export function scanOptions(buf: Uint8Array, start: number, end: number, into: M
   return end;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 function need(code: number, d: Uint8Array, ok: boolean, what: string) {
   if (!ok) throw new DhcpDecodeError(`option ${code}: ${what}, got length ${d.length}`);
@@ -163,7 +153,7 @@ export function decodeClasslessRoutes(d: Uint8Array): ClasslessRoute[] {
 export function interpretOptions(raw: Map<number, Uint8Array[]>): DhcpOptions {
   const o: DhcpOptions = {};
   for (const [code, parts] of raw) {
-    const d = concat(parts);
+    const d = concatBytes(parts);
     switch (code) {
       case OPT.MESSAGE_TYPE: o.messageType = u8(code, d); break;
       case OPT.SUBNET_MASK: o.subnetMask = ip(code, d); break;

@@ -9,6 +9,7 @@
 // destroyed, never reused. A request that fails on a *reused* idle connection before any response
 // byte arrived (the server closed it while idle) is retried once on a fresh connection.
 import type { Socket } from "bun";
+import { concatBytes } from "../../sys/bytes.ts";
 
 export class Http1Error extends Error {
   constructor(message: string) {
@@ -55,13 +56,6 @@ function indexOfSeq(buf: Uint8Array, seq: number[], from: number): number {
   return -1;
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1 && parts[0]!.length === total) return parts[0]!;
-  const out = new Uint8Array(total);
-  let p = 0;
-  for (const b of parts) (out.set(b, p), (p += b.length));
-  return out;
-}
 
 type Framing = "none" | "length" | "chunked" | "close";
 
@@ -95,7 +89,7 @@ class Exchange {
   feed(data: Uint8Array): boolean {
     this.gotBytes = true;
     if (this.status === 0) {
-      const buf = this.head ? concat([this.head, data], this.head.length + data.length) : data;
+      const buf = this.head ? concatBytes([this.head, data], this.head.length + data.length) : data;
       const end = indexOfSeq(buf, CRLFCRLF, this.head ? Math.max(0, this.head.length - 3) : 0);
       if (end < 0) {
         if (buf.length > MAX_HEAD) throw new Http1Error(`response head larger than ${MAX_HEAD} bytes`);
@@ -228,7 +222,7 @@ class Exchange {
     let body: Uint8Array;
     if (!this.want) body = new Uint8Array(0);
     else if (this.framing === "length") body = this.body ?? new Uint8Array(0);
-    else body = concat(this.parts, this.partsLen);
+    else body = concatBytes(this.parts, this.partsLen);
     this.resolve({ status: this.status, headers: this.headers, body });
     return true;
   }
