@@ -1,11 +1,11 @@
 // newc ("070701") cpio codec, the format the Linux kernel unpacks as an initramfs.
 // Pure: no I/O. Encoding is incremental (header bytes, then the caller streams file data, then
-import { concatBytes } from "../sys/bytes.ts";
 // padding) so a 110 MB executable is never held twice in memory.
 //
 // Layout of one entry: 110-byte ASCII header ("070701" + 13 fields of 8 hex digits), the NUL-terminated
 // name, zero padding to a 4-byte boundary, the data, zero padding to a 4-byte boundary. The archive
 // ends with an entry named "TRAILER!!!". Alignment is relative to the archive's first byte.
+import { concatBytes } from "../sys/bytes.ts";
 
 export type CpioKind = "file" | "dir" | "symlink" | "char" | "block";
 
