@@ -20,6 +20,7 @@ import { run } from "../test/lib/sh.ts";
 import { freePort } from "../test/e2e/nbd-store-helpers.ts";
 import { startDelayProxy, type DelayProxy } from "./lib/delay-proxy.ts";
 import { demoStore, INETBOOT, load, markerTime, mib, ratio, say, secs, table, timeline, type MarkerTime } from "./lib/demo.ts";
+import { atExit } from "./lib/cleanup.ts";
 import { createShapedNetns, type ShapedNetns } from "./lib/netns.ts";
 import { startNginxAt, tally, type NginxServer } from "./lib/nginx.ts";
 
@@ -62,6 +63,7 @@ async function timedBoot(srv: NginxServer, mk: () => Guest): Promise<Boot> {
   const before = srv.log().length;
   const t0 = Date.now();
   const g = mk();
+  const forget = atExit(() => g.kill());
   try {
     const m = await g.waitText(/INETBOOT-DEMO-MARKER.*uptime=([\d.]+)/, 300_000);
     const t: MarkerTime = { ms: Date.now() - t0, uptime: Number(m[1]) };
@@ -82,6 +84,7 @@ async function timedBoot(srv: NginxServer, mk: () => Guest): Promise<Boot> {
   } finally {
     g.kill();
     await g.exited;
+    forget();
   }
 }
 
@@ -90,6 +93,7 @@ async function main() {
   const image = statSync(root.squashfs).size;
   const loadBefore = load();
   const work = mkdtempSync(join(tmpdir(), "inetboot-bench-cache-"));
+  atExit(() => rmSync(work, { recursive: true, force: true }));
   let net: ShapedNetns | undefined;
   let srv: NginxServer | undefined;
   let proxy: DelayProxy | undefined;

@@ -152,7 +152,12 @@ async function bootOnce(name: string, port: number, extra: string, ngx: { log: (
     const reqs = ngx.log().slice(from).filter((q) => q.ms <= markerAt);
     const chunks = reqs.filter((q) => q.path.includes("/chunks/"));
     const r = { name, markerMs: markerAt - t0, requests: reqs.length, chunkGets: chunks.length, mib: reqs.reduce((n, q) => n + q.bytes, 0) / 1048576 };
-    say(`${name}: marker after ${(r.markerMs / 1000).toFixed(1)} s, ${r.requests} requests (${r.chunkGets} chunks, ${r.mib.toFixed(1)} MiB)`);
+    const ev = (n: string) => g.event(n);
+    const pf = ev("prefetch.done");
+    const pfText = pf ? `; guest: prefetch ${pf.fetched}/${pf.planned} in ${pf.ms} ms, ${pf.used} used, ${pf.skipped} skipped` : "";
+    say(`${name}: marker after ${(r.markerMs / 1000).toFixed(1)} s, ${r.requests} requests (${r.chunkGets} chunks, ${r.mib.toFixed(1)} MiB)` +
+      `; guest: attached t=${ev("nbd.attached")?.t} switch_root t=${ev("switch_root")?.t}${pfText}`);
+    writeFileSync(join(WORK, `console-${name.replace(/[^a-z0-9]+/gi, "-")}-${Date.now()}.log`), g.output);
     if (extra.includes("inetboot.record")) await Bun.sleep(3000); // the last console batches
     return { r, console: g.output };
   } finally {

@@ -21,6 +21,7 @@ import { Guest } from "../test/lib/qemu.ts";
 import { freePort } from "../test/e2e/nbd-store-helpers.ts";
 import { startDelayProxy, type DelayProxy } from "./lib/delay-proxy.ts";
 import { demoStore, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, type MarkerTime } from "./lib/demo.ts";
+import { atExit } from "./lib/cleanup.ts";
 import { createShapedNetns, type ShapedNetns } from "./lib/netns.ts";
 import { startNginxAt, tally, type NginxServer } from "./lib/nginx.ts";
 import { ramGuest } from "./lib/ram-boot.ts";
@@ -80,6 +81,7 @@ async function main() {
   say(`demo root ${root.squashfs} (${mib(image)}); link ${RATE} Mbit/s, ${RTT} ms RTT; load ${load()}`);
   const loadBefore = load();
   const work = mkdtempSync(join(tmpdir(), "inetboot-bench-shaped-"));
+  atExit(() => rmSync(work, { recursive: true, force: true }));
   let net: ShapedNetns | undefined;
   let ngx: NginxServer | undefined;
   let lo: NginxServer | undefined;

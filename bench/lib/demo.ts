@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { buildDemoRoot, DEMO_DIR, DEMO_MARKER, type DemoRoot } from "../../test/lib/demo-root.ts";
 import { BUILD, type Guest } from "../../test/lib/qemu.ts";
 import { run } from "../../test/lib/sh.ts";
+import { atExit } from "./cleanup.ts";
 
 export const INETBOOT = join(BUILD, "inetboot");
 export const STORE = join(DEMO_DIR, "store");
@@ -39,6 +40,7 @@ export interface MarkerTime {
  * kills QEMU afterwards. `t0` is when QEMU was started.
  */
 export async function markerTime(g: Guest, t0: number, timeoutMs = 300_000, after?: (g: Guest) => Promise<void>): Promise<MarkerTime> {
+  const forget = atExit(() => g.kill());
   try {
     const m = await g.waitText(new RegExp(`${DEMO_MARKER}.*uptime=([\\d.]+)`), timeoutMs);
     const ms = Date.now() - t0;
@@ -50,6 +52,7 @@ export async function markerTime(g: Guest, t0: number, timeoutMs = 300_000, afte
   } finally {
     g.kill();
     await g.exited;
+    forget();
   }
 }
 

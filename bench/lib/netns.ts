@@ -3,6 +3,7 @@
 // Servers run inside with `exec`; the host reaches them at `nsIp`. The namespace (and with it the
 // veth pair) is deleted by stop(), on SIGINT/SIGTERM and at process exit, whatever happened.
 import type { Subprocess } from "bun";
+import { atExit } from "./cleanup.ts";
 
 function sh(cmd: string[]): string {
   const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
@@ -32,22 +33,16 @@ export interface ShapeOptions {
   burstBytes?: number;
 }
 
-const live = new Set<string>();
-let hooked = false;
+/** Kills what still runs inside the namespace (by pid), then deletes it with its veth pair. */
 function deleteNs(ns: string) {
-  if (!live.delete(ns)) return;
-  // Deleting the namespace deletes its veth end, which takes the host end with it.
+  const pids = Bun.spawnSync(["ip", "netns", "pids", ns], { stdout: "pipe", stderr: "ignore" }).stdout.toString();
+  for (const pid of pids.split(/\s+/).filter(Boolean).map(Number))
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
   Bun.spawnSync(["ip", "netns", "del", ns], { stdout: "ignore", stderr: "ignore" });
-}
-function hookExit() {
-  if (hooked) return;
-  hooked = true;
-  process.on("exit", () => [...live].forEach(deleteNs));
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const)
-    process.on(sig, () => {
-      [...live].forEach(deleteNs);
-      process.exit(130);
-    });
 }
 
 export function createShapedNetns(o: ShapeOptions): ShapedNetns {
@@ -62,9 +57,8 @@ export function createShapedNetns(o: ShapeOptions): ShapedNetns {
   const burst = o.burstBytes ?? 65536;
   // latency bounds the tbf queue: 100 ms of data at this rate, as a router's buffer would.
   const tbf = ["tbf", "rate", `${o.rateMbit}mbit`, "burst", String(burst), "latency", "100ms"];
-  hookExit();
   sh(["ip", "netns", "add", ns]);
-  live.add(ns);
+  const forget = atExit(() => deleteNs(ns));
   const procs: Subprocess[] = [];
   const net: ShapedNetns = {
     ns, hostIp, nsIp, exec, procs,
@@ -73,6 +67,7 @@ export function createShapedNetns(o: ShapeOptions): ShapedNetns {
       for (const p of procs) p.kill(9);
       await Promise.all(procs.map((p) => p.exited));
       deleteNs(ns);
+      forget();
     },
   };
   try {
@@ -88,6 +83,7 @@ export function createShapedNetns(o: ShapeOptions): ShapedNetns {
     sh([...exec, "tc", "qdisc", "add", "dev", vn, "root", ...tbf]);
   } catch (e) {
     deleteNs(ns);
+    forget();
     try {
       sh(["ip", "link", "del", vh]);
     } catch {

@@ -3,6 +3,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { atExit } from "./cleanup.ts";
 
 export interface LogLine {
   path: string;
@@ -53,11 +54,13 @@ http {
 `,
   );
   const proc = Bun.spawn([...(o.wrap ?? []), "nginx", "-p", w, "-c", conf], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const forget = atExit(() => proc.kill("SIGKILL"));
   const stop = async () => {
     proc.kill("SIGTERM");
     const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
     await proc.exited;
     clearTimeout(t);
+    forget();
   };
   // Wait until it accepts connections (inside a namespace the host reaches it over the veth).
   for (let i = 0; ; i++) {

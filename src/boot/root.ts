@@ -66,7 +66,9 @@ async function startDaemon(cfg: DaemonConfig, timeoutMs = 90_000): Promise<void>
   throw new UserError(`NBD server for ${cfg.url}: not ready after ${timeoutMs / 1000} s`);
 }
 
-/** Kernel read-ahead on the NBD device in KiB (docs/prefetch.md has the measurements);
+/** Kernel read-ahead on the NBD device in KiB: the kernel's default, set explicitly. 1024 gave no
+ *  measurable gain on the squashfs demo root (bench/README.md, boot-prefetch): squashfs reads its
+ *  blocks with its own bios, and our server already reads ahead whole chunks.
  *  INETBOOT_READ_AHEAD_KB=N on the kernel command line (it reaches init's environment) overrides it. */
 const READ_AHEAD_KB = 128;
 
