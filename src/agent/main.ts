@@ -89,7 +89,7 @@ async function openCache(plan: BootPlan) {
     const { loadedModules, openModuleTree, coldplug } = await import("./coldplug.ts");
     const usb = loadedModules().has("usb_storage");
     const tree = usb ? openModuleTree() : null;
-    const deadline = Date.now() + (usb ? 4000 : 0);
+    const deadline = Date.now() + (usb ? 10_000 : 0); // slow under load; only paid when a USB disk exists
     for (;;) {
       if (tree) await coldplug(tree, [], 1); // sd_mod for the disks usb-storage registered since
       const m = await findCacheMedium(plan.cache);
