@@ -1,6 +1,6 @@
 // The boot agent, PID 1 inside the initramfs: plan → modules → network → (later stages) → shell.
 // It must never exit; any fatal error is shown and the rescue shell opened.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { consola } from "consola";
 import { parsePlan, type BootPlan } from "../boot/cmdline.ts";
 import { emit, enableJsonEvents } from "./events.ts";
@@ -117,6 +117,9 @@ export async function runAgent() {
     consola.error(oneLine(e));
   }
   const plan = parsePlan(process.env.INETBOOT_CMDLINE ?? cmdline);
+  // Extra CA certificates built into the initramfs (`--file ca.pem:/etc/inetboot/ca.pem`) are
+  // trusted by every HTTPS fetch, in the agent and in the NBD daemon it starts.
+  if (existsSync("/etc/inetboot/ca.pem")) process.env.INETBOOT_CA_FILE ??= "/etc/inetboot/ca.pem";
   enableJsonEvents(plan.logJson);
   emit("agent.start", { version: pkg.version, uptime: kernelUptime(), pid: process.pid, cmdline }, `inetboot ${pkg.version} starting`);
   for (const w of plan.warnings) emit("warning", { message: w }, w);

@@ -86,7 +86,9 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
   if (wantSha !== undefined && !/^[0-9a-f]{64}$/.test(wantSha)) {
     throw new FetchError("url", shown, `expected sha256 is not 64 hex digits: ${opts.sha256}`);
   }
-  const tls = opts.caFile ? { ca: [...rootCertificates, await readCa(opts.caFile, shown)] } : undefined;
+  // The agent exports the CA file built into its initramfs (/etc/inetboot/ca.pem) this way.
+  const caFile = opts.caFile ?? process.env.INETBOOT_CA_FILE;
+  const tls = caFile ? { ca: [...rootCertificates, await readCa(caFile, shown)] } : undefined;
 
   // Overall deadline and the caller's signal, merged into one outer signal.
   const outer = new AbortController();

@@ -4,6 +4,18 @@
 // over from. Plain http:// goes through our own keep-alive HTTP/1.1 client (http1.ts: a fraction
 // of fetch's per-request cost); https:// and redirects go through fetch.
 import { Http1Client } from "./http1.ts";
+import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
+
+let tlsCache: { ca: string[] } | undefined | null = null;
+/** Bun's CA store plus the initramfs' extra CA file (INETBOOT_CA_FILE, set by the agent). */
+function extraTls(): { ca: string[] } | undefined {
+  if (tlsCache === null) {
+    const f = process.env.INETBOOT_CA_FILE;
+    tlsCache = f ? { ca: [...rootCertificates, readFileSync(f, "utf8")] } : undefined;
+  }
+  return tlsCache;
+}
 
 export class HttpError extends Error {
   constructor(
@@ -68,7 +80,7 @@ export class HttpPool {
       if (!(r.status >= 300 && r.status < 400 && r.headers.has("location")))
         return { status: r.status, header: (n) => r.headers.get(n) ?? null, body: r.body };
     }
-    const res = await fetch(url, { headers, signal: sig, redirect: "follow" });
+    const res = await fetch(url, { headers, signal: sig, redirect: "follow", tls: extraTls() });
     if (res.status !== expect) {
       await res.body?.cancel().catch(() => {});
       return { status: res.status, header: (n) => res.headers.get(n), body: new Uint8Array(0) };
