@@ -16,6 +16,7 @@ const BIN = join(BUILD, "inetboot");
 const tmp = mkdtempSync(join(tmpdir(), "inetboot-kexec-"));
 const www = join(tmp, "www");
 const initrd = join(tmp, "initrd-trusted.cpio.zst");
+const devInitrd = join(tmp, "initrd-allow-unsigned.cpio.zst");
 let serve: ServeProcess;
 let root: BusyboxRoot;
 let base: string; // as the guest sees it
@@ -35,6 +36,8 @@ beforeAll(async () => {
   ib("keygen", "--out", join(tmp, "other"));
   ib("initramfs", "--out", initrd, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"), "--modules", MODULES,
     "--with-busybox", "--trust", join(tmp, "release.pub"));
+  ib("initramfs", "--out", devInitrd, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"), "--modules", MODULES,
+    "--with-busybox", "--allow-unsigned");
   copyFileSync(kernelPath(), join(www, "boot/vmlinuz"));
   copyFileSync(initrd, join(www, "boot/initrd"));
   root = buildBusyboxRoot({ fstype: "squashfs" });
@@ -122,6 +125,20 @@ test(
     await withGuest(stage1(`iscript=${base}/boot/boot.js`), async (g) => {
       await g.waitEvent("script.verified");
       await g.waitText(/SCRIPT-RAN 10\.0\.2\.15/);
+      await g.waitText(/ROOT-DONE/, 150_000);
+      expect(g.output).toContain(`BIG-SHA256 ${root.sha256OfBig}`);
+    });
+  },
+  T,
+);
+
+test(
+  "an --allow-unsigned initramfs runs an unsigned script but says so loudly",
+  async () => {
+    await withGuest({ initrd: devInitrd, append: `quiet iscript=${base}/boot/unsigned.js` }, async (g) => {
+      const w = await g.waitFor((x) => x.events().find((e) => e.ev === "warning" && e.unsigned === true), 120_000, "unsigned warning");
+      expect(String(w.message)).toMatch(/UNSIGNED/);
+      await g.waitText(/!!! .*UNSIGNED.* !!!/, 30_000); // the human banner, besides the event
       await g.waitText(/ROOT-DONE/, 150_000);
       expect(g.output).toContain(`BIG-SHA256 ${root.sha256OfBig}`);
     });
