@@ -17,7 +17,7 @@ import { DEMO_DIR } from "../test/lib/demo-root.ts";
 import { directGuest } from "../test/lib/direct-boot.ts";
 import { Guest } from "../test/lib/qemu.ts";
 import { run } from "../test/lib/sh.ts";
-import { freePort } from "../test/e2e/nbd-store-helpers.ts";
+import { freePort } from "../test/lib/servers.ts";
 import { startDelayProxy, type DelayProxy } from "./lib/delay-proxy.ts";
 import { demoStore, INETBOOT, load, markerTime, mib, ratio, say, secs, table, timeline, type MarkerTime } from "./lib/demo.ts";
 import { atExit } from "./lib/cleanup.ts";

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILD, kernelPath, withGuest } from "../test/lib/qemu.ts";
 import { run } from "../test/lib/sh.ts";
-import { startServe } from "../test/e2e/nbd-store-helpers.ts";
+import { startServe } from "../test/lib/servers.ts";
 
 const BIN = join(BUILD, "inetboot");
 const tmp = mkdtempSync(join(tmpdir(), "inetboot-bench-kexec-"));

@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync,
 import { join } from "node:path";
 import { DEMO_DIR, DEMO_MARKER } from "../test/lib/demo-root.ts";
 import { BUILD, Guest } from "../test/lib/qemu.ts";
-import { freePort } from "../test/e2e/nbd-store-helpers.ts";
+import { freePort } from "../test/lib/servers.ts";
 
 const argv = process.argv.slice(2);
 const opt = (f: string, d: string) => {

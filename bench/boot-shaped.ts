@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { DEMO_DIR } from "../test/lib/demo-root.ts";
 import { directGuest } from "../test/lib/direct-boot.ts";
 import { Guest } from "../test/lib/qemu.ts";
-import { freePort } from "../test/e2e/nbd-store-helpers.ts";
+import { freePort } from "../test/lib/servers.ts";
 import { startDelayProxy, type DelayProxy } from "./lib/delay-proxy.ts";
 import { demoStore, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, type MarkerTime } from "./lib/demo.ts";
 import { atExit } from "./lib/cleanup.ts";

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packImage } from "../src/store/pack.ts";
-import { run, startNbd, startNginx, ROOT } from "../test/e2e/nbd-store-helpers.ts";
+import { run, startNbd, startNginx, ROOT } from "../test/lib/servers.ts";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, def: number) => {

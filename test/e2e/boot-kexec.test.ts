@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { BUILD, ROOT, kernelPath, withGuest, type Guest } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
-import { startServe, type ServeProcess } from "./nbd-store-helpers.ts";
+import { startServe, type ServeProcess } from "../lib/servers.ts";
 
 const T = 300_000;
 const BIN = join(BUILD, "inetboot");

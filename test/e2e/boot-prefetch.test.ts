@@ -12,7 +12,7 @@ import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
 import { decodeIndex, digestAt, isZeroDigest } from "../../src/store/format.ts";
 import { decodeProfile } from "../../src/store/profile.ts";
-import { freePort } from "./nbd-store-helpers.ts";
+import { freePort } from "../lib/servers.ts";
 
 const T = 300_000;
 const BIN = join(BUILD, "inetboot");

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { withGuest, type Guest } from "../lib/qemu.ts";
 import { buildBusyboxRoot, buildKnoppixRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
-import { startNginx, startServe, type Nginx, type ServeProcess } from "./nbd-store-helpers.ts";
+import { startNginx, startServe, type Nginx, type ServeProcess } from "../lib/servers.ts";
 
 const T = 240_000;
 const www = mkdtempSync(join(tmpdir(), "inetboot-roots-"));

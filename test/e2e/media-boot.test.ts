@@ -11,7 +11,7 @@ import { buildGrubConfig } from "../../src/media/grub-config.ts";
 import { initrdPath, kernelPath, ROOT, withGuest, type Guest } from "../lib/qemu.ts";
 import { need, run } from "../lib/sh.ts";
 import { buildBusyboxRoot } from "../lib/roots.ts";
-import { startServe } from "./nbd-store-helpers.ts";
+import { startServe } from "../lib/servers.ts";
 
 const OVMF = "/usr/share/ovmf/OVMF.fd";
 const T = 300_000;

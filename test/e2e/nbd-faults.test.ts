@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packImage } from "../../src/store/pack.ts";
 import { FaultServer, type Fault } from "./store-fault-server.ts";
-import { chunkGets, freePort, makeExt4Image, run, sha, shaFile, startNbd, startNginx, type Nginx } from "./nbd-store-helpers.ts";
+import { chunkGets, freePort, makeExt4Image, run, sha, shaFile, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
 
 const CS = 65536;
 let dir: string, www: string, img: Uint8Array, nginx: Nginx;

@@ -21,7 +21,7 @@ import {
   makeExt4Image,
   type Nginx,
   type ServeProcess,
-} from "./nbd-store-helpers.ts";
+} from "../lib/servers.ts";
 
 const CS = 65536;
 let dir: string, www: string, store: string, imgPath: string, img: Uint8Array;
