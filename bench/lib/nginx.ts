@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { atExit } from "./cleanup.ts";
+import { nginxConfig } from "../../test/lib/servers.ts";
 
 export interface LogLine {
   path: string;
@@ -24,35 +25,7 @@ export async function startNginxAt(o: { root: string; workDir: string; host: str
   const logFile = join(w, "access.log");
   writeFileSync(logFile, "");
   const conf = join(w, "nginx.conf");
-  const tmp = join(w, "tmp");
-  writeFileSync(
-    conf,
-    `daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid ${w}/nginx.pid;
-error_log ${w}/error.log;
-events { worker_connections 256; }
-http {
-  log_format req '$status $body_bytes_sent "$request"';
-  access_log ${logFile} req;
-  default_type application/octet-stream;
-  sendfile on;
-  keepalive_requests 100000;
-  keepalive_timeout 300s;
-  client_body_temp_path ${tmp};
-  proxy_temp_path ${tmp};
-  fastcgi_temp_path ${tmp};
-  uwsgi_temp_path ${tmp};
-  scgi_temp_path ${tmp};
-  server {
-    listen ${o.host}:${o.port};
-    root ${o.root};
-  }
-}
-`,
-  );
+  writeFileSync(conf, nginxConfig({ workDir: w, root: o.root, listen: `${o.host}:${o.port}`, accessLog: logFile, logFormat: `'$status $body_bytes_sent "$request"'` }));
   const proc = Bun.spawn([...(o.wrap ?? []), "nginx", "-p", w, "-c", conf], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   const forget = atExit(() => proc.kill("SIGKILL"));
   const stop = async () => {

@@ -151,39 +151,44 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
+/** nginx.conf for a foreground, single-process nginx serving `root`, everything kept in workDir. */
+export function nginxConfig(o: { workDir: string; root: string; listen: string; accessLog: string; logFormat: string }): string {
+  const w = o.workDir;
+  const tmp = `${w}/tmp`;
+  return `daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid ${w}/nginx.pid;
+error_log ${w}/error.log;
+events { worker_connections 256; }
+http {
+  log_format req ${o.logFormat};
+  access_log ${o.accessLog} req;
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_requests 100000;
+  keepalive_timeout 300s;
+  client_body_temp_path ${tmp};
+  proxy_temp_path ${tmp};
+  fastcgi_temp_path ${tmp};
+  uwsgi_temp_path ${tmp};
+  scgi_temp_path ${tmp};
+  server {
+    listen ${o.listen};
+    root ${o.root};
+  }
+}
+`;
+}
+
 /** Debian's nginx serving `root` on a loopback port, one access-log line per request. */
 export async function startNginx(root: string, workDir: string, port = freePort()): Promise<Nginx> {
   mkdirSync(join(workDir, "tmp"), { recursive: true });
   const log = join(workDir, "access.log");
   writeFileSync(log, "");
   const conf = join(workDir, "nginx.conf");
-  writeFileSync(
-    conf,
-    `daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid ${workDir}/nginx.pid;
-error_log ${workDir}/error.log;
-events { worker_connections 256; }
-http {
-  log_format req '"$request" $status $body_bytes_sent';
-  access_log ${log} req;
-  default_type application/octet-stream;
-  sendfile on;
-  keepalive_requests 100000;
-  client_body_temp_path ${workDir}/tmp;
-  proxy_temp_path ${workDir}/tmp;
-  fastcgi_temp_path ${workDir}/tmp;
-  uwsgi_temp_path ${workDir}/tmp;
-  scgi_temp_path ${workDir}/tmp;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-  }
-}
-`,
-  );
+  writeFileSync(conf, nginxConfig({ workDir, root, listen: `127.0.0.1:${port}`, accessLog: log, logFormat: `'"$request" $status $body_bytes_sent'` }));
   const proc = Bun.spawn(["nginx", "-p", workDir, "-c", conf], { stderr: "pipe", stdout: "ignore", stdin: "ignore" });
   const url = `http://127.0.0.1:${port}/`;
   for (let i = 0; ; i++) {
