@@ -11,7 +11,7 @@ DEB_PACKAGES := qemu-system-x86 qemu-utils libnbd-bin nbdkit nbd-client nginx dn
   squashfs-tools e2fsprogs erofs-utils iproute2 kmod gcc libc6-dev zstd curl openssl xorriso mtools grub-common \
   grub-pc-bin grub-efi-amd64-bin ovmf mmdebstrap util-linux mount binutils musl-tools
 
-.PHONY: all deps test unit e2e demo demo-interactive demo-direct iso usb serve-demo clean kernel
+.PHONY: all deps test unit typecheck e2e demo demo-interactive demo-direct iso usb serve-demo clean kernel
 all: $(B)/inetboot $(B)/initramfs.cpio.zst
 
 deps: node_modules/.stamp
@@ -51,10 +51,14 @@ $(B)/initramfs.cpio.zst: $(B)/inetboot $(B)/init $(B)/kernel/.stamp
 unit: node_modules/.stamp
 	$(BUN) test test/unit
 
+# Strict TypeScript over src, test and bench (bun runs TS without checking types).
+typecheck: node_modules/.stamp
+	node_modules/.bin/tsc -p tsconfig.json --noEmit
+
 e2e: all
 	$(BUN) test test/e2e
 
-test: deps all
+test: deps all typecheck
 	$(BUN) test test/unit test/e2e
 
 # The main job: a Debian system (mmdebstrap, cached in build/demo) packed into a store, served by

@@ -12,3 +12,5 @@ if (process.env.INETBOOT_ROLE === "nbd-daemon") {
   const { runCli } = await import("./cli/main.ts");
   await runCli(argv0);
 }
+
+export {};

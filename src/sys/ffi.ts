@@ -2,7 +2,8 @@
 // rest of the code can be tested with a fake of the small wrappers below (seams, as u-root does).
 import { dlopen, FFIType, ptr, read, CString } from "bun:ffi";
 
-const { i32, i64, u64, ptr: P, usize } = FFIType;
+const { i32, i64, u64, ptr: P } = FFIType;
+const usize = FFIType.u64; // size_t on x86-64
 
 let lib: ReturnType<typeof open> | undefined;
 function open() {
@@ -42,7 +43,7 @@ export function libc() {
 }
 
 export function errno(): number {
-  return read.i32(libc().__errno_location());
+  return read.i32(libc().__errno_location()!);
 }
 
 export function strerror(e: number): string {
