@@ -2,13 +2,10 @@
 // a busybox initramfs that brings up the NIC with QEMU user networking's fixed addresses, wgets the
 // whole squashfs into RAM (tmpfs), loop-mounts it read-only, lays a tmpfs overlay on top and
 // switch_roots to /sbin/init. The same final shape as the agent's NBD root and direct-boot.ts.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { moduleLoadOrder } from "../../test/lib/direct-boot.ts";
+import { buildBusyboxInitrd } from "../../test/lib/direct-boot.ts";
 import { BUILD, Guest } from "../../test/lib/qemu.ts";
-import { run, sha256Hex } from "../../test/lib/sh.ts";
 
-const KDIR = join(BUILD, "kernel");
 const WANT = ["virtio_pci", "virtio_net", "squashfs", "overlay", "loop"];
 
 // QEMU user networking: the guest is 10.0.2.15/24, the host (gateway) 10.0.2.2; no DHCP needed.
@@ -36,31 +33,10 @@ exec switch_root /newroot /sbin/init
 
 /** Builds (cached) build/bench/ram-initrd-<key>.cpio. */
 export function buildRamInitrd(): string {
-  const ver = readdirSync(join(KDIR, "lib/modules"))[0];
-  if (!ver) throw new Error(`no modules under ${KDIR}/lib/modules: run 'make kernel'`);
-  const modDir = join(KDIR, "lib/modules", ver);
-  const order = moduleLoadOrder(readFileSync(join(modDir, "modules.dep"), "utf8"), WANT);
-  const key = sha256Hex(JSON.stringify({ v: 1, ver, order, INIT, bb: sha256Hex(readFileSync("/bin/busybox")) })).slice(0, 16);
-  const out = join(BUILD, "bench", `ram-initrd-${key}.cpio`);
-  if (existsSync(out)) return out;
-  const stage = `${out}.d`;
-  rmSync(stage, { recursive: true, force: true });
-  for (const d of ["bin", "proc", "sys", "dev", "modules"]) mkdirSync(join(stage, d), { recursive: true });
-  writeFileSync(join(stage, "bin/busybox"), readFileSync("/bin/busybox"), { mode: 0o755 });
-  for (const a of ["sh", "mount", "insmod", "sleep", "mkdir", "cat", "cut", "echo", "poweroff", "switch_root", "ip", "wget", "stat"])
-    symlinkSync("busybox", join(stage, "bin", a));
-  const names: string[] = [];
-  for (const rel of order) {
-    const name = rel.replace(/^.*\//, "");
-    writeFileSync(join(stage, "modules", name), readFileSync(join(modDir, rel)));
-    names.push(name);
-  }
-  writeFileSync(join(stage, "modules.list"), names.join("\n") + "\n");
-  writeFileSync(join(stage, "init"), INIT, { mode: 0o755 });
-  const list = run(["find", ".", "-mindepth", "1"], { cwd: stage });
-  run(["sh", "-c", `cpio -o -H newc --quiet -R 0:0 > '${out}.tmp' && mv '${out}.tmp' '${out}'`], { cwd: stage, stdin: list });
-  rmSync(stage, { recursive: true, force: true });
-  return out;
+  return buildBusyboxInitrd({
+    name: "ram-initrd", dir: join(BUILD, "bench"), want: WANT, init: INIT,
+    applets: ["sh", "mount", "insmod", "sleep", "mkdir", "cat", "cut", "echo", "poweroff", "switch_root", "ip", "wget", "stat"],
+  });
 }
 
 /** QEMU with user networking whose initramfs downloads `url` (as the guest sees it) into RAM and boots it. */

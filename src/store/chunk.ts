@@ -18,6 +18,14 @@ export class ChunkError extends Error {
   }
 }
 
+/** The only way bytes leave this module: length and digest match the reference. */
+function checkPlain(ref: ChunkRef, plain: Uint8Array): Uint8Array {
+  if (plain.length !== ref.size)
+    throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: ${plain.length} bytes, expected ${ref.size}`);
+  if (sha256Hex(plain) !== ref.hex) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: digest mismatch`);
+  return plain;
+}
+
 /** Decompresses and checks length and digest; throws ChunkError on any mismatch. */
 export function unpackChunk(ref: ChunkRef, packed: Uint8Array): Uint8Array {
   let plain: Uint8Array;
@@ -26,10 +34,7 @@ export function unpackChunk(ref: ChunkRef, packed: Uint8Array): Uint8Array {
   } catch {
     throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: not valid zstd data`);
   }
-  if (plain.length !== ref.size)
-    throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: ${plain.length} bytes, expected ${ref.size}`);
-  if (sha256Hex(plain) !== ref.hex) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: digest mismatch`);
-  return plain;
+  return checkPlain(ref, plain);
 }
 
 /** unpackChunk on a worker thread (unpack-pool.ts), so the event loop (NBD replies, HTTP) keeps
@@ -53,10 +58,7 @@ export async function unpackChunkAsync(ref: ChunkRef, packed: Uint8Array): Promi
   } catch {
     throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: not valid zstd data`);
   }
-  if (plain.length !== ref.size)
-    throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: ${plain.length} bytes, expected ${ref.size}`);
-  if (sha256Hex(plain) !== ref.hex) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: digest mismatch`);
-  return plain;
+  return checkPlain(ref, plain);
 }
 
 /** below this many packed bytes a worker round trip costs more than it saves */

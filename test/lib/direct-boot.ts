@@ -66,20 +66,23 @@ export function moduleLoadOrder(modulesDep: string, want: string[]): string[] {
   return out;
 }
 
-/** Builds (cached) build/roots/direct-initrd-<key>.cpio. */
-export function buildDirectInitrd(): string {
+/**
+ * A small busybox initramfs (cached by its inputs): the applets named, the kernel modules `want`
+ * with their dependencies (loaded by `init` from /modules.list in order), and the `init` script.
+ */
+export function buildBusyboxInitrd(o: { name: string; dir: string; want: string[]; applets: string[]; init: string }): string {
   const ver = kernelVersion();
   const modDir = join(KDIR, "lib/modules", ver);
-  const order = moduleLoadOrder(readFileSync(join(modDir, "modules.dep"), "utf8"), WANT);
-  const key = sha256Hex(JSON.stringify({ v: 1, ver, order, INIT, bb: sha256Hex(readFileSync("/bin/busybox")) })).slice(0, 16);
-  const out = join(BUILD, "roots", `direct-initrd-${key}.cpio`);
+  const order = moduleLoadOrder(readFileSync(join(modDir, "modules.dep"), "utf8"), o.want);
+  const key = sha256Hex(JSON.stringify({ v: 1, ver, order, init: o.init, applets: o.applets, bb: sha256Hex(readFileSync("/bin/busybox")) })).slice(0, 16);
+  const out = join(o.dir, `${o.name}-${key}.cpio`);
   if (existsSync(out)) return out;
+  mkdirSync(o.dir, { recursive: true });
   const stage = `${out}.d`;
   rmSync(stage, { recursive: true, force: true });
   for (const d of ["bin", "proc", "sys", "dev", "modules"]) mkdirSync(join(stage, d), { recursive: true });
   writeFileSync(join(stage, "bin/busybox"), readFileSync("/bin/busybox"), { mode: 0o755 });
-  for (const a of ["sh", "mount", "insmod", "sleep", "mkdir", "cat", "echo", "poweroff", "switch_root"])
-    symlinkSync("busybox", join(stage, "bin", a));
+  for (const a of o.applets) symlinkSync("busybox", join(stage, "bin", a));
   const names: string[] = [];
   for (const rel of order) {
     const name = rel.replace(/^.*\//, "");
@@ -87,11 +90,19 @@ export function buildDirectInitrd(): string {
     names.push(name);
   }
   writeFileSync(join(stage, "modules.list"), names.join("\n") + "\n");
-  writeFileSync(join(stage, "init"), INIT, { mode: 0o755 });
+  writeFileSync(join(stage, "init"), o.init, { mode: 0o755 });
   const list = run(["find", ".", "-mindepth", "1"], { cwd: stage });
   run(["sh", "-c", `cpio -o -H newc --quiet -R 0:0 > '${out}.tmp' && mv '${out}.tmp' '${out}'`], { cwd: stage, stdin: list });
   rmSync(stage, { recursive: true, force: true });
   return out;
+}
+
+/** Builds (cached) build/roots/direct-initrd-<key>.cpio. */
+export function buildDirectInitrd(): string {
+  return buildBusyboxInitrd({
+    name: "direct-initrd", dir: join(BUILD, "roots"), want: WANT, init: INIT,
+    applets: ["sh", "mount", "insmod", "sleep", "mkdir", "cat", "echo", "poweroff", "switch_root"],
+  });
 }
 
 export interface DirectBootOptions {
