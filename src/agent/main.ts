@@ -1,6 +1,6 @@
 // The boot agent, PID 1 inside the initramfs: plan → modules → network → (later stages) → shell.
 // It must never exit; any fatal error is shown and the rescue shell opened.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { consola } from "consola";
 import { parsePlan, type BootPlan } from "../boot/cmdline.ts";
 import { emit, enableJsonEvents } from "./events.ts";
@@ -81,19 +81,41 @@ async function bringUpNetwork(plan: BootPlan) {
   return setupNetwork({ ...plan, handoff: h?.net ?? undefined });
 }
 
-/** The USB block cache: USB disks show up a moment after their driver, so give them time. */
+/** A USB mass-storage interface (class 08) has enumerated: its disk is on the way. */
+function usbMassStorageSeen(): boolean {
+  try {
+    return readdirSync("/sys/bus/usb/devices").some((d) => {
+      try {
+        return readFileSync(`/sys/bus/usb/devices/${d}/bInterfaceClass`, "utf8").trim() === "08";
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The USB block cache. USB enumerates after the first coldplug pass and its disks register a while
+ * after usb-storage binds, so: with a USB host controller, give enumeration 2 s; once a mass-storage
+ * interface shows up, give its disk up to 10 s. Each pass coldplugs again (usb_storage, sd_mod).
+ */
 async function openCache(plan: BootPlan) {
   if (plan.cache.kind === "off") return null;
   try {
     const { findCacheMedium } = await import("../boot/cache-medium.ts");
     const { loadedModules, openModuleTree, coldplug } = await import("./coldplug.ts");
-    const usb = loadedModules().has("usb_storage");
-    const tree = usb ? openModuleTree() : null;
-    const deadline = Date.now() + (usb ? 10_000 : 0); // slow under load; only paid when a USB disk exists
+    const start = Date.now();
+    const usbHost = loadedModules().has("usbcore");
+    const tree = usbHost ? openModuleTree() : null;
+    let deadline = start + (usbHost ? 2000 : 0);
     for (;;) {
-      if (tree) await coldplug(tree, [], 1); // sd_mod for the disks usb-storage registered since
+      if (tree) await coldplug(tree, [], 1);
       const m = await findCacheMedium(plan.cache);
-      if (m || Date.now() >= deadline) return m;
+      if (m) return m;
+      if (usbHost && usbMassStorageSeen()) deadline = Math.max(deadline, start + 10_000);
+      if (Date.now() >= deadline) return null;
       await Bun.sleep(250);
     }
   } catch (e) {

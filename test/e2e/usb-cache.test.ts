@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUILD, withGuest, Guest } from "../lib/qemu.ts";
+import { BUILD, withGuest, Guest, monitorCommand } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
 import { chunkGets, startServe, type ServeProcess } from "../lib/servers.ts";
@@ -19,8 +19,8 @@ const blank = join(tmp, "blank.img");
 let serve: ServeProcess;
 let root: BusyboxRoot;
 
-const stickArgs = (img: string) => ["-device", "qemu-xhci", "-drive", `if=none,id=stick,format=raw,file=${img}`, "-device", "usb-storage,drive=stick,bootindex=0"];
-const boot = (img: string) => ({ firmware: true, extra: stickArgs(img) });
+const stickArgs = (img: string) => ["-device", "qemu-xhci", "-drive", `if=none,id=stick,format=raw,file=${img}`, "-device", "usb-storage,drive=stick,id=stick0,bootindex=0"];
+const boot = (img: string, monitor?: string) => ({ firmware: true, extra: stickArgs(img), monitor });
 
 /** Copies inetboot-cache/ off the stick's FAT partition (mtools, no mounting) and verifies it. */
 function cacheOnStick(img: string): { chunks: number; verify: string } {
@@ -117,6 +117,22 @@ test(
     const after = cacheOnStick(img);
     expect(after.chunks).toBeGreaterThanOrEqual(partial.chunks);
     expect(after.verify).toMatch(/^0 /);
+  },
+  T,
+);
+test(
+  "the stick is pulled out mid-boot: the agent falls back to the network and the data stays right",
+  async () => {
+    const img = join(tmp, "stick3.img");
+    copyFileSync(blank, img);
+    const mon = join(tmp, "monitor.sock");
+    await withGuest(boot(img, mon), async (g) => {
+      await g.waitEvent("cache.mounted", 150_000);
+      await g.waitEvent("switch_root", 150_000);
+      await monitorCommand(mon, "device_del stick0"); // the USB stick is gone while the root is being read
+      await rootBoot(g);
+      expect(g.output).not.toMatch(/I\/O error, dev nbd/);
+    });
   },
   T,
 );

@@ -32,6 +32,8 @@ export interface BootOptions {
   echo?: boolean;
   /** Boot through the firmware (ISO, USB stick) instead of -kernel/-initrd/-append. */
   firmware?: boolean;
+  /** A unix socket for the human monitor (device_del and friends), instead of none. */
+  monitor?: string;
 }
 
 export interface InetEvent {
@@ -57,7 +59,7 @@ export class Guest {
       "-no-reboot",
       "-display", "none",
       "-serial", "stdio",
-      "-monitor", "none",
+      "-monitor", opts.monitor ? `unix:${opts.monitor},server=on,wait=off` : "none",
       ...(opts.firmware ? [] : ["-kernel", opts.kernel ?? kernelPath(), "-initrd", opts.initrd ?? initrdPath(), "-append", append]),
       ...(opts.net ?? ["-nic", "user,model=virtio-net-pci"]),
       ...(opts.extra ?? []),
@@ -155,6 +157,16 @@ export class Guest {
       /* already gone */
     }
   }
+}
+
+/** Sends one command to a guest's human monitor socket (see BootOptions.monitor). */
+export async function monitorCommand(path: string, command: string): Promise<string> {
+  let out = "";
+  const sock = await Bun.connect({ unix: path, socket: { data: (_s, d) => void (out += d.toString()) } });
+  sock.write(`${command}\n`);
+  await Bun.sleep(500);
+  sock.end();
+  return out;
 }
 
 /** Boots and guarantees the QEMU process dies when the callback ends. */
