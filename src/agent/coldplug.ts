@@ -4,6 +4,7 @@
 import { existsSync, openSync, closeSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { finitModule, SysError } from "../sys/ffi.ts";
+import { UserError } from "../sys/errors.ts";
 import { applySoftdeps, parseModulesDep, loadOrder, moduleName, type ModuleTable } from "../kmod/modules-dep.ts";
 import { parseModulesAlias, AliasIndex } from "../kmod/modalias.ts";
 
@@ -119,4 +120,18 @@ export async function coldplug(tree: ModuleTree, extra: string[] = [], rounds = 
     await Bun.sleep(50);
   }
   return result;
+}
+
+/**
+ * Loads modules by name for a boot step (nbd, a filesystem, loop, overlay). Without a module tree
+ * (built-in kernel) it does nothing: the step's own syscall will say what is missing. With
+ * `required`, a failure throws one line; otherwise failures are left to the step.
+ */
+export function loadModulesByName(names: string[], required = true): void {
+  const tree = openModuleTree();
+  if (!tree) return;
+  for (const name of names) {
+    const r = modprobe(tree, name);
+    if (required && r.failed.length) throw new UserError(`modprobe ${name}: ${r.failed.map((f) => f.error).join("; ")}`);
+  }
 }

@@ -23,9 +23,8 @@ export interface CacheMedium {
 const FS_MODULES: Record<string, string[]> = { vfat: ["vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8"], ext4: ["ext4"] };
 
 async function loadFsModules(type: string) {
-  const { openModuleTree, modprobe } = await import("../agent/coldplug.ts");
-  const tree = openModuleTree();
-  if (tree) for (const m of FS_MODULES[type] ?? []) modprobe(tree, m);
+  const { loadModulesByName } = await import("../agent/coldplug.ts");
+  loadModulesByName(FS_MODULES[type] ?? [], false); // a missing nls module is the mount's to report
 }
 
 function wanted(spec: CacheSpec, dev: string, id: { label: string | null; uuid: string | null }): boolean {

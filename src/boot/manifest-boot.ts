@@ -30,8 +30,8 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return r.bytes!;
 }
 
-/** The detached signature, or null when the server has none (404). */
-async function fetchSignature(url: string): Promise<string | null> {
+/** The detached signature of a manifest or boot script, or null when the server has none (404). */
+export async function fetchSignature(url: string): Promise<string | null> {
   try {
     return new TextDecoder().decode(await fetchBytes(signaturePathFor(url)));
   } catch (e) {

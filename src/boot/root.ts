@@ -16,11 +16,8 @@ const RUN = "/run/inetboot";
 const FS_MODULES: Record<string, string> = { squashfs: "squashfs", ext4: "ext4", erofs: "erofs", iso9660: "isofs", vfat: "vfat" };
 
 async function loadModule(name: string) {
-  const { openModuleTree, modprobe } = await import("../agent/coldplug.ts");
-  const tree = openModuleTree();
-  if (!tree) return; // built-in kernel or no modules shipped: mount will tell
-  const r = modprobe(tree, name);
-  if (r.failed.length) throw new UserError(`modprobe ${name}: ${r.failed.map((f) => f.error).join("; ")}`);
+  const { loadModulesByName } = await import("../agent/coldplug.ts");
+  loadModulesByName([name]);
 }
 
 function probeFs(dev: string): FsType | null {

@@ -5,10 +5,9 @@ import type { BootPlan } from "./cmdline.ts";
 import type { NetResult } from "../net/setup.ts";
 import { emit } from "../agent/events.ts";
 import { UserError } from "../sys/errors.ts";
-import { FetchError } from "../fetch/errors.ts";
 import { fetchFile, type FetchFileOptions } from "../fetch/fetch.ts";
 import { loadTrustedKeys, ManifestError, signaturePathFor, unsignedAllowed, verifyDetached } from "../manifest/index.ts";
-import { warnIfUnsigned } from "./manifest-boot.ts";
+import { fetchSignature, warnIfUnsigned } from "./manifest-boot.ts";
 
 export interface ScriptApi {
   /** The parsed kernel command line. */
@@ -36,19 +35,9 @@ export interface ScriptHooks {
   shell: (reason?: string) => Promise<void>;
 }
 
-async function fetchSig(url: string): Promise<string | null> {
-  try {
-    const r = await fetchFile(signaturePathFor(url), { retries: 2 });
-    return new TextDecoder().decode(r.bytes!);
-  } catch (e) {
-    if (e instanceof FetchError && e.kind === "http" && e.status === 404) return null;
-    throw e;
-  }
-}
-
 /** Fetches and verifies a script; returns the path of the verified copy. */
 export async function loadScript(url: string): Promise<string> {
-  const [r, sig] = await Promise.all([fetchFile(url, { retries: 3, deadlineMs: 60_000 }), fetchSig(url)]);
+  const [r, sig] = await Promise.all([fetchFile(url, { retries: 3, deadlineMs: 60_000 }), fetchSignature(url)]);
   const bytes = r.bytes!;
   const allow = unsignedAllowed();
   warnIfUnsigned(allow);
