@@ -18,15 +18,22 @@ export function kernelRelease(): string {
   return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
 }
 
+const trees = new Map<string, ModuleTree>();
+
+/** The module tree under `root`, parsed once per process (coldplug, cache medium and root all need it). */
 export function openModuleTree(root = "/"): ModuleTree | null {
   const dir = join(root, "lib/modules", kernelRelease());
+  const known = trees.get(dir);
+  if (known) return known;
   if (!existsSync(join(dir, "modules.dep"))) return null;
   const dep = parseModulesDep(readFileSync(join(dir, "modules.dep"), "utf8"));
   const soft = join(dir, "modules.softdep");
   if (existsSync(soft)) applySoftdeps(dep, readFileSync(soft, "utf8"));
   const aliasFile = join(dir, "modules.alias");
   const aliases = new AliasIndex(parseModulesAlias(existsSync(aliasFile) ? readFileSync(aliasFile, "utf8") : ""));
-  return { dir, dep, aliases };
+  const tree = { dir, dep, aliases };
+  trees.set(dir, tree);
+  return tree;
 }
 
 /** Names of loaded modules, from /proc/modules. */
@@ -38,8 +45,11 @@ export function loadedModules(): Set<string> {
   }
 }
 
-/** Every modalias string under /sys/bus/x/devices/y/modalias. */
-export function deviceModaliases(sys = "/sys"): string[] {
+/**
+ * Every modalias string under /sys/bus/x/devices/y/modalias. `wantBus` skips buses no module
+ * could match; `seen` (device paths already read) makes later coldplug rounds read only new devices.
+ */
+export function deviceModaliases(sys = "/sys", wantBus: (bus: string) => boolean = () => true, seen?: Set<string>): string[] {
   const out = new Set<string>();
   let buses: string[] = [];
   try {
@@ -48,6 +58,7 @@ export function deviceModaliases(sys = "/sys"): string[] {
     return [];
   }
   for (const bus of buses) {
+    if (!wantBus(bus)) continue;
     let devs: string[] = [];
     try {
       devs = readdirSync(join(sys, "bus", bus, "devices"));
@@ -55,11 +66,14 @@ export function deviceModaliases(sys = "/sys"): string[] {
       continue;
     }
     for (const d of devs) {
+      const path = join(sys, "bus", bus, "devices", d);
+      if (seen?.has(path)) continue;
       try {
-        const m = readFileSync(join(sys, "bus", bus, "devices", d, "modalias"), "utf8").trim();
+        const m = readFileSync(join(path, "modalias"), "utf8").trim();
+        seen?.add(path);
         if (m) out.add(m);
       } catch {
-        /* device without modalias */
+        seen?.add(path); // device without modalias
       }
     }
   }
@@ -107,17 +121,19 @@ export async function coldplug(tree: ModuleTree, extra: string[] = [], rounds = 
   const result: LoadResult = { loaded: [], failed: [] };
   for (const m of extra) modprobe(tree, m, result);
   const tried = new Set<string>();
+  const seen = new Set<string>();
+  const wantBus = (bus: string) => tree.aliases.mayMatchBus(bus);
   for (let r = 0; r < rounds; r++) {
     const wanted = new Set<string>();
-    for (const alias of deviceModaliases()) for (const m of tree.aliases.lookup(alias)) wanted.add(m);
+    for (const alias of deviceModaliases("/sys", wantBus, seen)) for (const m of tree.aliases.lookup(alias)) wanted.add(m);
     const fresh = [...wanted].filter((m) => !tried.has(m));
     if (fresh.length === 0) break;
     for (const m of fresh) {
       tried.add(m);
       modprobe(tree, m, result);
     }
-    // New buses (virtio) register their devices asynchronously; give them a moment.
-    await Bun.sleep(50);
+    // New buses (virtio) may register their devices asynchronously; give them a moment.
+    await Bun.sleep(20);
   }
   return result;
 }

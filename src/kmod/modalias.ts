@@ -116,6 +116,21 @@ export class AliasIndex {
     });
   }
 
+  /**
+   * Could any alias match a device on this bus? Modaliases start with the bus name and ':'
+   * ("pci:v…", "virtio:d…"), so a bus no pattern can match need not be read at all: coldplug
+   * under an emulated CPU spends its time reading sysfs files, not matching.
+   */
+  mayMatchBus(bus: string): boolean {
+    const head = bus + ":";
+    for (const key of this.buckets.keys()) {
+      if (key === "" || key === head) return true;
+      // a literal prefix without ':' ("pc", "virtio") may still be the start of this bus's aliases
+      if (!key.includes(":") && head.startsWith(key)) return true;
+    }
+    return false;
+  }
+
   lookup(modalias: string): string[] {
     const hits: Array<{ module: string; order: number }> = [];
     const keys = new Set(["", bucketKey(modalias)]);

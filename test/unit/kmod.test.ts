@@ -119,6 +119,22 @@ describe("fnmatch and modalias", () => {
     expect(q("pci:v0000FFFFd0000FFFFsv0sd0bc77sc00i00")).toEqual([]);
   });
 
+  test("mayMatchBus: only buses some alias can match are read by coldplug", () => {
+    const idx = new AliasIndex(parseModulesAlias("alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\nalias virtio:d00000001v* virtio_net\nalias fs-ext4 ext4\n"));
+    expect(idx.mayMatchBus("pci")).toBe(true);
+    expect(idx.mayMatchBus("virtio")).toBe(true);
+    expect(idx.mayMatchBus("acpi")).toBe(false);
+    expect(idx.mayMatchBus("platform")).toBe(false);
+    expect(idx.mayMatchBus("usb")).toBe(false);
+    // a pattern whose literal part stops before the ':' may match any bus starting with it
+    expect(new AliasIndex(parseModulesAlias("alias us* usb_storage\n")).mayMatchBus("usb")).toBe(true);
+    // a pattern starting with a wildcard may match anything
+    expect(new AliasIndex(parseModulesAlias("alias *:foo bar\n")).mayMatchBus("acpi")).toBe(true);
+    // the full Debian table matches the buses a QEMU guest has
+    const full = new AliasIndex(parseModulesAlias(readFileSync(join(depmodDir(), "modules.alias"), "utf8")));
+    for (const bus of ["pci", "usb", "virtio", "acpi", "platform", "scsi"]) expect(full.mayMatchBus(bus)).toBe(true);
+  });
+
   test("~26k aliases against 100 devices is fast and agrees with brute force", () => {
     const text = readFileSync(join(depmodDir(), "modules.alias"), "utf8");
     const aliases = parseModulesAlias(text);
