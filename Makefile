@@ -8,7 +8,7 @@ SRC   := $(shell find src -name '*.ts' 2>/dev/null) package.json
 MODULES ?= virtio_net,virtio_pci,virtio_blk,virtio_scsi,e1000,e1000e,nbd,squashfs,overlay,ext4,loop,isofs,erofs,vfat,nls_cp437,nls_iso8859_1,nls_utf8,nls_ascii,usb_storage,uas,sd_mod,xhci_pci,ehci_pci,uhci_hcd
 KPKG  = $(shell cat $(B)/kernel/.package 2>/dev/null)
 DEB_PACKAGES := qemu-system-x86 qemu-utils libnbd-bin nbdkit nbd-client nginx dnsmasq busybox-static cpio \
-  squashfs-tools e2fsprogs erofs-utils iproute2 kmod gcc libc6-dev zstd curl openssl xorriso mtools grub-common \
+  squashfs-tools e2fsprogs erofs-utils iproute2 kmod gcc libc6-dev zstd lz4 curl openssl xorriso mtools grub-common \
   grub-pc-bin grub-efi-amd64-bin ovmf mmdebstrap util-linux mount binutils musl-tools
 
 .PHONY: all deps test unit typecheck e2e demo demo-interactive demo-direct iso usb serve-demo clean kernel
@@ -23,9 +23,11 @@ node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# --bytecode: JavaScriptCore bytecode compiled ahead, so start-up skips parsing (PID 1 under TCG
+# started 1.65 s → 1.14 s after /init; natively 42 → 17 ms). ESM keeps main.ts's top-level await.
 $(B)/inetboot: $(SRC) node_modules/.stamp
 	@mkdir -p $(B)
-	$(BUN) build --compile --target=bun-linux-x64 src/main.ts --outfile $@
+	$(BUN) build --compile --bytecode --format=esm --target=bun-linux-x64 src/main.ts --outfile $@
 
 $(B)/init: initramfs/init.c
 	@mkdir -p $(B)
@@ -44,6 +46,8 @@ $(B)/kernel/.stamp:
 	  ln -sf boot/vmlinuz-$$ver $(B)/kernel/vmlinuz
 	@touch $@
 
+# The .zst name is historical (tests, media and docs use it): the archive is lz4 by default, and the
+# kernel goes by its magic, not its name.
 $(B)/initramfs.cpio.zst: $(B)/inetboot $(B)/init $(B)/kernel/.stamp
 	$(B)/inetboot initramfs --out $@ --agent $(B)/inetboot --init $(B)/init --kernel $(B)/kernel \
 	  --modules $(MODULES) --with-busybox

@@ -30,6 +30,16 @@ export function encodeHandoff(h: Handoff): Uint8Array {
   ]);
 }
 
+/**
+ * Zero bytes to put between an initrd of `size` bytes and an archive appended to it. The kernel
+ * looks for the next archive at a 4-byte boundary, skipping zero bytes. The extra zero word ends an
+ * lz4 legacy frame (our default initramfs): its unpacker stops at the end of input or at a zero
+ * block size (Linux >= 5.11) and would otherwise read the next archive's first bytes as a block size.
+ */
+export function appendPadding(size: number): Uint8Array {
+  return new Uint8Array(4 + ((4 - (size % 4)) % 4));
+}
+
 /** Reads and checks the handoff; null when absent, malformed or older than maxAgeS. */
 export function readHandoff(path = HANDOFF_PATH, now = Date.now() / 1000, maxAgeS = 600): Handoff | null {
   if (!existsSync(path)) return null;

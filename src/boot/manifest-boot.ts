@@ -12,7 +12,7 @@ import {
   candidateUrls, loadTrustedKeys, parseManifest, pickEntry, readSeen, recordSeen, signaturePathFor, unsignedAllowed,
   verifyManifestDetailed, type Entry, type Manifest, type Payload,
 } from "../manifest/index.ts";
-import { encodeHandoff, HANDOFF_VERSION } from "./handoff.ts";
+import { appendPadding, encodeHandoff, HANDOFF_VERSION } from "./handoff.ts";
 import { kexecLoad, kexecReboot } from "./kexec.ts";
 import { releaseCacheMedium, type CacheMedium } from "./cache-medium.ts";
 import { cachedPayload, storePayload } from "./payload-cache.ts";
@@ -127,9 +127,7 @@ export async function bootManifest(ctx: ManifestBootContext): Promise<never> {
   const rootUrl = entry.root ? candidateUrls(url, m, entry.root.url)[0] : undefined;
   if (initrd) {
     const mirrors = entry.root ? candidateUrls(url, m, entry.root.url).slice(1) : m.mirrors;
-    // The kernel looks for a following archive only at 4-byte boundaries (it skips zero bytes).
-    const size = statSync(initrd).size;
-    appendFileSync(initrd, new Uint8Array((4 - (size % 4)) % 4));
+    appendFileSync(initrd, appendPadding(statSync(initrd).size));
     appendFileSync(initrd, encodeHandoff({
       version: HANDOFF_VERSION, written: Math.floor(Date.now() / 1000), net: ctx.net, mirrors, from: url,
       cache: ctx.cache ? { device: ctx.cache.device, fstype: ctx.cache.fstype } : null,

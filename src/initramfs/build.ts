@@ -1,6 +1,6 @@
 // `inetboot initramfs`: lay out the boot archive (pre-init, agent + its shared libraries, kernel
 // modules with a restricted modules.dep/alias, extra files, optional busybox) as an in-memory
-// tree, then stream it as newc cpio through zstd. No root needed: device nodes are cpio entries.
+// tree, then stream it as newc cpio through lz4 (default) or zstd. No root needed: device nodes are cpio entries.
 // Deterministic: entries sorted by path, inode numbers in that order, one mtime, uid/gid 0.
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -8,7 +8,7 @@ import { UserError } from "../sys/errors.ts";
 import { CpioEncoder } from "./cpio.ts";
 import { isElfFile } from "./elf.ts";
 import { mirrorHostPath, sharedLibClosure } from "./libs.ts";
-import { openSink, DEFAULT_ZSTD_LEVEL, type Compression } from "./sink.ts";
+import { openSink, DEFAULT_COMPRESSION, type Compression } from "./sink.ts";
 import { ArchiveTree } from "./tree.ts";
 import { ALLOW_UNSIGNED_PATH, formatPublicKey, readPublicKeyFile, TRUSTED_DIR } from "../manifest/keys.ts";
 import { loadKernelModules, type KernelModules } from "../kmod/tree.ts";
@@ -41,7 +41,9 @@ export interface InitramfsOptions {
   /** Add /bin/busybox (from `busybox`, default /bin/busybox) and /bin/sh. */
   withBusybox?: boolean;
   busybox?: string;
+  /** lz4 (default), zstd or none. */
   compress?: Compression;
+  /** zstd level 1..19 (default 3); only with compress "zstd". */
   level?: number;
   /** mtime of every entry (default SOURCE_DATE_EPOCH, else 0). */
   mtime?: number;
@@ -268,11 +270,10 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
   const entries = tree.sorted();
   let total = 0;
   for (const [, n] of entries) total += n.kind === "file" ? n.size : 0;
-  const compress = opts.compress ?? "zstd";
-  const level = opts.level ?? DEFAULT_ZSTD_LEVEL;
-  const sink = openSink(opts.out, compress, level);
+  const compress = opts.compress ?? DEFAULT_COMPRESSION;
+  const sink = openSink(opts.out, compress, opts.level);
   // High levels on a ~110 MB agent take a minute or more (zstd -19 -T0: ~75 s on 2 cores).
-  if (compress === "zstd" && level >= 10) opts.log?.(`compressing with zstd -${level} (slow for a large agent)`);
+  if (compress === "zstd" && (opts.level ?? 0) >= 10) opts.log?.(`compressing with zstd -${opts.level} (slow for a large agent)`);
   const enc = new CpioEncoder();
   let done = 0;
   try {

@@ -1,10 +1,11 @@
-// Where archive bytes go: a plain file, or a zstd stream into a file. Writes are streamed with
-// back-pressure so memory stays flat however large the archive. Output goes to a temporary file
-// that is renamed into place only on success.
+// Where archive bytes go: a plain file, or an lz4 or zstd stream into a file. Writes are streamed
+// with back-pressure so memory stays flat however large the archive. Output goes to a temporary
+// file that is renamed into place only on success.
 import { spawn } from "node:child_process";
 import { closeSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { once } from "node:events";
 import { UserError } from "../sys/errors.ts";
+import { Lz4LegacyEncoder } from "./lz4.ts";
 
 export interface ArchiveSink {
   write(chunk: Uint8Array): Promise<void>;
@@ -14,7 +15,13 @@ export interface ArchiveSink {
   abort(): void;
 }
 
-export type Compression = "zstd" | "none";
+/**
+ * lz4 (the default) is what the kernel unpacks fastest short of no compression: under TCG, our
+ * 121 MiB archive unpacks in 1.1 s from lz4 (65 MB), 1.9 s from zstd -3 (57 MB), 0.9 s raw (127 MB).
+ */
+export type Compression = "lz4" | "zstd" | "none";
+export const COMPRESSIONS: readonly Compression[] = ["lz4", "zstd", "none"];
+export const DEFAULT_COMPRESSION: Compression = "lz4";
 
 /** Highest level we use: 20..22 ("--ultra") raise the window to 32..128 MiB, which the kernel's unpacker would have to allocate. */
 export const MAX_ZSTD_LEVEL = 19;
@@ -24,8 +31,12 @@ function tmpName(out: string): string {
   return `${out}.tmp-${process.pid}`;
 }
 
-export function openSink(out: string, compress: Compression, level = DEFAULT_ZSTD_LEVEL): ArchiveSink {
+/** `level` is zstd's (default 3); lz4 and none take none. */
+export function openSink(out: string, compress: Compression, level?: number): ArchiveSink {
+  if (compress !== "zstd" && level !== undefined) throw new UserError(`--level is for --compress zstd only (${compress} has no levels)`);
   if (compress === "none") return fileSink(out);
+  if (compress === "lz4") return lz4Sink(out);
+  level ??= DEFAULT_ZSTD_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > MAX_ZSTD_LEVEL) throw new UserError(`bad zstd level ${level}: use 1..${MAX_ZSTD_LEVEL}`);
   return Bun.which("zstd") ? zstdProcessSink(out, level) : zstdMemorySink(out, level);
 }
@@ -49,6 +60,27 @@ function fileSink(out: string): ArchiveSink {
       if (open) closeSync(fd);
       open = false;
       rmQuiet(tmp);
+    },
+  };
+}
+
+/**
+ * Our own LZ4 encoder (src/initramfs/lz4.ts), legacy frame, on this thread: one 8 MiB block is
+ * compressed each time that much input has arrived (about 0.3 s each).
+ */
+function lz4Sink(out: string): ArchiveSink {
+  const file = fileSink(out);
+  const enc = new Lz4LegacyEncoder();
+  return {
+    async write(chunk) {
+      for (const b of enc.write(chunk)) await file.write(b);
+    },
+    async close() {
+      for (const b of enc.end()) await file.write(b);
+      return file.close();
+    },
+    abort() {
+      file.abort();
     },
   };
 }

@@ -1,10 +1,12 @@
-// `inetboot initramfs` end to end: run the CLI from source, read the archive back with zstd + GNU cpio,
-// check determinism and error lines, and boot it with the Debian kernel under QEMU (the kernel must
-// unpack the zstd archive and run /init, which runs the dynamically linked /inetboot).
+// `inetboot initramfs` end to end: run the CLI from source, read the archive back with lz4 or zstd +
+// GNU cpio, check determinism and error lines, and boot it with the Debian kernel under QEMU (the
+// kernel must unpack the lz4 or zstd archive and run /init, which runs the dynamically linked /inetboot).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
+import { appendPadding } from "../../src/boot/handoff.ts";
+import { encodeArchive } from "../../src/initramfs/cpio.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BUN = process.execPath;
@@ -29,11 +31,12 @@ int main(void) {
   int null_ok = stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
   int ld_ok = stat("/lib64/ld-linux-x86-64.so.2", &st) == 0;
   int dep_ok = stat("/lib/modules/${KVER}/modules.dep", &st) == 0;
+  int extra = stat("/etc/extra-mark", &st) == 0;
   int status = -1;
   pid_t pid = fork();
   if (pid == 0) { char *argv[] = { "/inetboot", 0 }; execv("/inetboot", argv); _exit(127); }
   waitpid(pid, &status, 0);
-  printf("\\nINITRAMFS-MARK null=%d ld=%d dep=%d agent_exit=%d\\n", null_ok, ld_ok, dep_ok, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  printf("\\nINITRAMFS-MARK null=%d ld=%d dep=%d extra=%d agent_exit=%d\\n", null_ok, ld_ok, dep_ok, extra, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   fflush(stdout);
   reboot(RB_POWER_OFF);
   return 0;
@@ -80,11 +83,26 @@ function inRoot(root: string, path: string): string {
   return join(root, ...cur);
 }
 
+const LZ4_LEGACY_MAGIC = "02214c18";
+const ZSTD_MAGIC = "28b52ffd";
+
+function magic(img: string): string {
+  return readFileSync(img).subarray(0, 4).toString("hex");
+}
+
+/** The cpio inside an image, decompressed by the tool its magic names (lz4 legacy, zstd) or as is. */
+function plainCpio(img: string): Uint8Array {
+  const tool = { [LZ4_LEGACY_MAGIC]: "lz4", [ZSTD_MAGIC]: "zstd" }[magic(img)];
+  if (!tool) return new Uint8Array(readFileSync(img));
+  const r = sh([tool, "-dc", img]);
+  expect(r.err).toBe("");
+  expect(r.code).toBe(0);
+  return r.bytes;
+}
+
 function unpack(img: string, into: string): void {
-  const raw = sh(["zstd", "-dc", img]);
-  expect(raw.code).toBe(0);
   mkdirSync(into, { recursive: true });
-  const x = sh(["cpio", "-idm", "--no-absolute-filenames", "--quiet"], { cwd: into, stdin: raw.bytes });
+  const x = sh(["cpio", "-idm", "--no-absolute-filenames", "--quiet"], { cwd: into, stdin: plainCpio(img) });
   expect(x.err).toBe("");
   expect(x.code).toBe(0);
 }
@@ -117,14 +135,8 @@ describe("inetboot initramfs", () => {
     expect(r.code).toBe(0);
     expect(r.out).toBe(`${out}\n`);
 
-    // zstd frame the kernel can take: plain frame, 8 MiB window at most.
-    const info = sh(["zstd", "-lv", out]);
-    expect(info.code).toBe(0);
-    const win = /Window Size:.*\((\d+) B\)/.exec(info.out + info.err);
-    expect(Number(win?.[1])).toBeLessThanOrEqual(8 << 20);
-
-    const raw = sh(["zstd", "-dc", out]).bytes;
-    const list = sh(["cpio", "-itv", "--quiet"], { stdin: raw });
+    expect(magic(out)).toBe(LZ4_LEGACY_MAGIC); // the default
+    const list = sh(["cpio", "-itv", "--quiet"], { stdin: plainCpio(out) });
     expect(list.code).toBe(0);
     const lines = list.out.trim().split("\n");
     const entry = (name: string) => lines.find((l) => l.endsWith(` ${name}`) || l.includes(` ${name} -> `));
@@ -188,10 +200,19 @@ describe("inetboot initramfs", () => {
     for (const p of ["init", "inetboot", `usr/lib/modules/${KVER}/modules.dep`, "bin/busybox"]) {
       expect(statSync(inRoot(root, p)).mtimeMs).toBe(1700000000 * 1000);
     }
-    // --compress none writes the same archive zstd wraps
+    // --compress none writes the same archive lz4 and zstd wrap
     expect(cli([...args("d4.cpio"), "--compress", "none"]).code).toBe(0);
+    expect(cli([...args("d5.zst"), "--compress", "zstd"]).code).toBe(0);
     const plain = readFileSync(join(dir, "d4.cpio"));
-    expect(plain.equals(Buffer.from(sh(["zstd", "-dc", join(dir, "d1.img")]).bytes))).toBe(true);
+    expect(magic(join(dir, "d4.cpio"))).toBe(Buffer.from("0707").toString("hex"));
+    expect(magic(join(dir, "d5.zst"))).toBe(ZSTD_MAGIC);
+    expect(plain.equals(plainCpio(join(dir, "d1.img")))).toBe(true);
+    expect(plain.equals(plainCpio(join(dir, "d5.zst")))).toBe(true);
+    // zstd frame the kernel can take: plain frame, 8 MiB window at most.
+    const info = sh(["zstd", "-lv", join(dir, "d5.zst")]);
+    expect(info.code).toBe(0);
+    const win = /Window Size:.*\((\d+) B\)/.exec(info.out + info.err);
+    expect(Number(win?.[1])).toBeLessThanOrEqual(8 << 20);
   });
 
   test("clear one-line errors, non-zero exit, no output file", () => {
@@ -203,7 +224,9 @@ describe("inetboot initramfs", () => {
       [["--agent", AGENT, "--init", init, "--file", "no-colon"], /bad --file "no-colon": expected SRC:DEST/],
       [["--agent", AGENT, "--init", init, "--file", `${join(dir, "missing")}:/etc/x`], /bad --file .*missing:\/etc\/x: .*missing does not exist/],
       [["--agent", join(dir, "trusted.pub"), "--init", init], /agent executable is not an ELF executable/],
-      [["--agent", AGENT, "--init", init, "--level", "25"], /bad zstd level 25/],
+      [["--agent", AGENT, "--init", init, "--compress", "zstd", "--level", "25"], /bad zstd level 25/],
+      [["--agent", AGENT, "--init", init, "--level", "3"], /--level is for --compress zstd only \(lz4 has no levels\)/],
+      [["--agent", AGENT, "--init", init, "--compress", "gzip"], /bad --compress gzip: use lz4, zstd, none/],
     ];
     for (const [args, re] of cases) {
       const r = cli(["--out", out, ...args]);
@@ -216,19 +239,36 @@ describe("inetboot initramfs", () => {
     }
   });
 
-  test("the Debian kernel unpacks it (zstd -19) and runs /init, which runs the agent with its libraries", async () => {
-    const out = join(dir, "boot.img");
-    const r = cli(["--out", out, "--agent", AGENT, "--init", init, "--kernel", KDIR, "--modules", "virtio_net", "--level", "19"]);
-    expect(r.code).toBe(0);
-    const q = Bun.spawn(
-      ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "256", "-nographic", "-no-reboot", "-kernel", VMLINUZ, "-initrd", out,
-        "-append", "console=ttyS0 panic=-1 quiet"],
-      { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
-    );
-    const timer = setTimeout(() => q.kill(), 90_000);
-    const console_ = await new Response(q.stdout).text();
-    clearTimeout(timer);
-    await q.exited;
-    expect(console_).toContain("INITRAMFS-MARK null=1 ld=1 dep=1 agent_exit=0");
-  }, 120_000);
+  // lz4 (the default) with an archive appended as the agent appends its kexec handoff, and zstd -19.
+  const boots: Array<[string, string[], boolean]> = [
+    ["lz4, then an appended archive", [], true],
+    ["zstd -19", ["--compress", "zstd", "--level", "19"], false],
+  ];
+  for (const [name, extraArgs, append] of boots) {
+    test(`the Debian kernel unpacks it (${name}) and runs /init, which runs the agent with its libraries`, async () => {
+      const out = join(dir, `boot-${extraArgs.length ? "zstd" : "lz4"}.img`);
+      const r = cli(["--out", out, "--agent", AGENT, "--init", init, "--kernel", KDIR, "--modules", "virtio_net", ...extraArgs]);
+      expect(r.code).toBe(0);
+      if (append) {
+        // The lz4 frame has no end mark: the kernel must stop at the zero word appendPadding adds.
+        writeFileSync(out, appendPadding(statSync(out).size), { flag: "a" });
+        const mark = encodeArchive([
+          { path: "etc", kind: "dir", perm: 0o755 },
+          { path: "etc/extra-mark", kind: "file", perm: 0o644, data: new TextEncoder().encode("x") },
+        ]);
+        writeFileSync(out, mark, { flag: "a" });
+      }
+      const q = Bun.spawn(
+        ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "256", "-nographic", "-no-reboot", "-kernel", VMLINUZ, "-initrd", out,
+          "-append", "console=ttyS0 panic=-1 quiet"],
+        { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+      );
+      const timer = setTimeout(() => q.kill(), 90_000);
+      const console_ = await new Response(q.stdout).text();
+      clearTimeout(timer);
+      await q.exited;
+      expect(console_).not.toContain("Initramfs unpacking failed");
+      expect(console_).toContain(`INITRAMFS-MARK null=1 ld=1 dep=1 extra=${append ? 1 : 0} agent_exit=0`);
+    }, 120_000);
+  }
 });

@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
 import { UserError } from "../../sys/errors.ts";
+import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from "../../initramfs/sink.ts";
 
 /** citty keeps only the last of a repeated option; collect every --file from the raw argv. */
 export function collectRepeated(raw: string[], name: string): string[] {
@@ -24,7 +25,7 @@ function mib(n: number): string {
 }
 
 export default defineCommand({
-  meta: { name: "initramfs", description: "Build the boot initramfs (newc cpio, zstd): /init, /inetboot, libraries, kernel modules" },
+  meta: { name: "initramfs", description: "Build the boot initramfs (newc cpio, lz4): /init, /inetboot, libraries, kernel modules" },
   args: {
     out: { type: "string", description: "Output file", required: true },
     agent: { type: "string", description: "Agent executable installed as /inetboot (default: this executable when compiled, else build/inetboot)" },
@@ -36,14 +37,18 @@ export default defineCommand({
     trust: { type: "string", description: "Trusted manifest/script signing key KEY.pub (repeatable): /etc/inetboot/trusted/" },
     "allow-unsigned": { type: "boolean", description: "Let the agent accept unsigned manifests and scripts" },
     "with-busybox": { type: "boolean", description: "Add /bin/busybox (busybox-static) and /bin/sh" },
-    compress: { type: "string", description: "zstd or none", default: "zstd" },
-    level: { type: "string", description: "zstd level 1..19 (default 3; 19 for releases)" },
+    compress: {
+      type: "string",
+      description: "lz4 (legacy frame, like lz4 -l -9: the kernel unpacks it ~1.7x faster than zstd), zstd (~11% smaller) or none",
+      default: DEFAULT_COMPRESSION,
+    },
+    level: { type: "string", description: "zstd level 1..19 (default 3); only with --compress zstd (lz4 has a single level)" },
   },
   async run(ctx) {
     await guarded(async (args: typeof ctx.args) => {
       const { buildInitramfs } = await import("../../initramfs/build.ts");
-      const compress = args.compress ?? "zstd";
-      if (compress !== "zstd" && compress !== "none") throw new UserError(`bad --compress ${compress}: use zstd or none`);
+      const compress = (args.compress ?? DEFAULT_COMPRESSION) as Compression;
+      if (!COMPRESSIONS.includes(compress)) throw new UserError(`bad --compress ${args.compress}: use ${COMPRESSIONS.join(", ")}`);
       let level: number | undefined;
       if (args.level !== undefined) {
         level = Number(args.level);
@@ -73,7 +78,7 @@ export default defineCommand({
           say(`writing… ${Math.floor((100 * done) / total)}% of ${mib(total)}`);
         },
       });
-      say(`${r.files} entries, ${mib(r.unpackedBytes)} unpacked, ${mib(r.compressedBytes)} ${compress === "zstd" ? "zstd" : "uncompressed"} (${r.compressedBytes} bytes)`);
+      say(`${r.files} entries, ${mib(r.unpackedBytes)} unpacked, ${mib(r.compressedBytes)} ${compress === "none" ? "uncompressed" : compress} (${r.compressedBytes} bytes)`);
       process.stdout.write(`${r.path}\n`);
     })({ args: ctx.args });
   },
