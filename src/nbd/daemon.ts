@@ -3,8 +3,8 @@
 // initramfs, so it must not fault on pages that need the root device: its executable lives in
 // RAM (the initramfs' files are kept), and PR_SET_IO_FLUSHER lets its allocations dip into
 // reserves instead of waiting on writeback to the very device it serves.
-import { writeFileSync } from "node:fs";
-import { prctl, PR } from "../sys/ffi.ts";
+import { readdirSync, writeFileSync } from "node:fs";
+import { prctl, PR, setThreadNice } from "../sys/ffi.ts";
 import { oneLine } from "../sys/errors.ts";
 
 export interface DaemonConfig {
@@ -25,6 +25,30 @@ export interface DaemonConfig {
 
 export const DAEMON_ROLE = "nbd-daemon";
 
+/**
+ * Every read of the root waits on this process: give all its threads a higher priority (nice -10)
+ * than the system it serves, so a request is answered promptly while the booting system keeps the
+ * CPU busy (one emulated CPU: the NBD device was busy 7 s of a 14 s boot at nice 0). Linux keeps
+ * nice per thread, so set it on each one; threads started later inherit it from their creator.
+ */
+export const DAEMON_NICE = -10;
+function raisePriority(warn: (line: string) => void) {
+  let tids: string[] = [];
+  try {
+    tids = readdirSync("/proc/self/task");
+  } catch {
+    tids = ["0"];
+  }
+  for (const t of tids) {
+    try {
+      setThreadNice(Number(t), DAEMON_NICE);
+    } catch (e) {
+      warn(`${oneLine(e)} (continuing at normal priority)`);
+      return;
+    }
+  }
+}
+
 export async function runNbdDaemon(cfg: DaemonConfig) {
   try {
     prctl(PR.SET_IO_FLUSHER, 1);
@@ -42,6 +66,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     const { consoleEvents, recordBoot } = await import("../store/profile-daemon.ts");
     const print = consoleEvents(cfg.t0);
     const warn = (line: string) => process.stderr.write(`@inetboot-nbd: ${line}\n`);
+    raisePriority(warn);
     let index: import("../store/format.ts").StoreIndex | null = null;
     let source = await openSource(cfg.url, {
       mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
@@ -54,6 +79,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       else warn("inetboot.record: only a block store can be profiled (not a raw image); not recording");
     }
     await startNbdServer({ source, listen: `unix:${cfg.socket}`, log: () => {} });
+    raisePriority(warn); // threads the server and the fetcher started meanwhile
     writeFileSync(cfg.readyFile, JSON.stringify({ size: source.size, blockSize: source.blockSize }));
   } catch (e) {
     writeFileSync(cfg.errorFile, oneLine(e));

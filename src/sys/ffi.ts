@@ -97,7 +97,7 @@ function cstrOrNull(s: string | null | undefined) {
 }
 
 // ---- syscall numbers (x86-64) ----
-export const SYS = { finit_module: 313, kexec_file_load: 320, pivot_root: 155 } as const;
+export const SYS = { finit_module: 313, kexec_file_load: 320, pivot_root: 155, setpriority: 141 } as const;
 
 // ---- mount ----
 export const MS = {
@@ -167,6 +167,11 @@ export const PR = { SET_NAME: 15, SET_IO_FLUSHER: 57, SET_CHILD_SUBREAPER: 36 } 
 export function prctl(option: number, arg2 = 0) {
   check(libc().prctl(option, arg2, 0, 0, 0), `prctl(${option})`);
 }
+/** setpriority(PRIO_PROCESS, tid, nice): on Linux the nice value belongs to one thread (tid 0 = the caller). */
+export function setThreadNice(tid: number, nice: number) {
+  const r = libc().syscall(SYS.setpriority, 0, tid, nice, 0, 0, 0);
+  if (Number(r) < 0) throw new SysError(`setpriority(${tid}, ${nice})`, errno());
+}
 /** execve(2) that only returns by throwing. */
 export function execve(path: string, argv: string[], envp: string[]): never {
   const keep: Buffer[] = [];
@@ -188,7 +193,7 @@ export function execve(path: string, argv: string[], envp: string[]): never {
 export const AF = { UNIX: 1, INET: 2, NETLINK: 16, PACKET: 17 } as const;
 export const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const SOL = { SOCKET: 1, IP: 0 } as const;
-export const SO = { REUSEADDR: 2, BROADCAST: 6, BINDTODEVICE: 25, RCVBUF: 8 } as const;
+export const SO = { REUSEADDR: 2, BROADCAST: 6, SNDBUF: 7, BINDTODEVICE: 25, RCVBUF: 8 } as const;
 
 export function socket(domain: number, type: number, protocol = 0): number {
   return check(libc().socket(domain, type, protocol), `socket(${domain}, ${type})`);
