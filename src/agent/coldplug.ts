@@ -5,6 +5,7 @@ import { existsSync, openSync, closeSync, readdirSync, readFileSync } from "node
 import { join } from "node:path";
 import { finitModule, SysError } from "../sys/ffi.ts";
 import { UserError } from "../sys/errors.ts";
+import { tokenize } from "../boot/cmdline.ts";
 import { applySoftdeps, parseModulesDep, loadOrder, moduleName, type ModuleTable } from "../kmod/modules-dep.ts";
 import { parseModulesAlias, AliasIndex } from "../kmod/modalias.ts";
 
@@ -80,6 +81,39 @@ export function deviceModaliases(sys = "/sys", wantBus: (bus: string) => boolean
   return [...out];
 }
 
+/**
+ * Parameters the agent loads a module with unless the kernel command line sets them.
+ * usb_storage waits delay_use=1 s after a stick enumerates before using it, for old devices that
+ * need time to settle; the agent already waits for the disk to show, and on the warm-cache boot
+ * that second was 1/9 of the time before switch_root. `usb_storage.delay_use=1` restores it.
+ */
+export const AGENT_MODULE_PARAMS: Record<string, Record<string, string>> = { usb_storage: { delay_use: "0" } };
+
+/**
+ * `module.param=value` words of the kernel command line for `mod` (as modprobe applies them to
+ * modules loaded after boot), over the agent's defaults; "" when none.
+ */
+export function moduleParams(mod: string, cmdline: string, defaults = AGENT_MODULE_PARAMS): string {
+  const params = new Map(Object.entries(defaults[mod] ?? {}));
+  for (const p of tokenize(cmdline)) {
+    const dot = p.name.indexOf(".");
+    if (dot <= 0 || p.value === undefined) continue;
+    if (moduleName(p.name.slice(0, dot)) !== mod) continue;
+    params.set(p.name.slice(dot + 1), p.value);
+  }
+  return [...params].map(([k, v]) => (/[\s"]/.test(v) ? `${k}="${v}"` : `${k}=${v}`)).join(" ");
+}
+
+let cmdlineText: string | undefined;
+function kernelCmdline(): string {
+  try {
+    cmdlineText ??= readFileSync("/proc/cmdline", "utf8");
+  } catch {
+    cmdlineText = "";
+  }
+  return cmdlineText;
+}
+
 export interface LoadResult {
   loaded: string[];
   failed: { name: string; error: string }[];
@@ -102,7 +136,7 @@ export function modprobe(tree: ModuleTree, name: string, result: LoadResult = { 
     let fd = -1;
     try {
       fd = openSync(path, "r");
-      finitModule(fd, mod === target ? params : "", mod);
+      finitModule(fd, mod === target && params ? params : moduleParams(mod, kernelCmdline()), mod);
       result.loaded.push(mod);
       have.add(mod);
     } catch (e) {

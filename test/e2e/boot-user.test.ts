@@ -29,7 +29,7 @@ describe("boot in QEMU with user networking", () => {
   test(
     "coldplug loads virtio_net, DHCP configures eth0, shell fetch downloads and verifies, poweroff",
     async () => {
-      await withGuest({ append: "inetboot.shell" }, async (g) => {
+      await withGuest({ append: "inetboot.shell nbd.nbds_max=3" }, async (g) => {
         const start = await g.waitEvent("agent.start");
         expect(start.pid).toBe(1);
         const mods = await g.waitEvent("modules.loaded");
@@ -54,6 +54,11 @@ describe("boot in QEMU with user networking", () => {
         expect(await g.shell("frobnicate")).toContain("unknown command");
         expect(await g.shell("cat /nonexistent")).toMatch(/ENOENT|no such file/i);
         expect(await g.shell("lsmod")).toMatch(/^virtio_net /m);
+        // Module parameters from the kernel command line (as modprobe applies them), and the
+        // agent's own default for usb_storage: the kernel's view in /sys/module.
+        await g.shell("modprobe nbd");
+        await g.shell("modprobe usb_storage");
+        expect(await g.shell("sh -c 'cat /sys/module/nbd/parameters/nbds_max /sys/module/usb_storage/parameters/delay_use'")).toMatch(/^3\s+0\s*$/m);
         g.send("poweroff");
         expect(await g.exited).toBe(0);
       });

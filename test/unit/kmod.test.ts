@@ -234,3 +234,15 @@ describe("derived from .modinfo vs depmod", () => {
     expect(readModinfo(join(MODDIR, "kernel/fs/ext4/ext4.ko")).find(([key]) => key === "softdep")?.[1]).toBe("pre: crypto-crc32c");
   });
 });
+
+describe("module parameters from the kernel command line", () => {
+  test("module.param=value words apply to that module, over the agent's defaults", async () => {
+    const { moduleParams } = await import("../../src/agent/coldplug.ts");
+    expect(moduleParams("usb_storage", "console=ttyS0 quiet")).toBe("delay_use=0");
+    expect(moduleParams("usb_storage", "usb-storage.delay_use=2 usb_storage.quirks=abcd:1234:u")).toBe("delay_use=2 quirks=abcd:1234:u");
+    expect(moduleParams("nbd", "nbd.nbds_max=4 nbd.max_part=0 loop.max_loop=8")).toBe("nbds_max=4 max_part=0");
+    expect(moduleParams("nbd", "nbd=1 .x=1 nbd.flag")).toBe("");
+    expect(moduleParams("foo", 'foo.name="a b"')).toBe('name="a b"');
+    expect(moduleParams("virtio_net", "")).toBe("");
+  });
+});
