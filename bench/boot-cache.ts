@@ -10,12 +10,12 @@
 //   bun bench/boot-cache.ts [--runs N] [--rate MBIT --rtt MS] [--echo]
 // Each round (default 2) boots the local disk, then a fresh stick cold, then warm; rows show the fastest.
 // Default: nginx on loopback. --rate/--rtt put it behind the shaped link of boot-shaped.ts.
-import { copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEMO_DIR } from "../test/lib/demo-root.ts";
 import { directGuest } from "../test/lib/direct-boot.ts";
-import { Guest } from "../test/lib/qemu.ts";
+import { BUILD, Guest } from "../test/lib/qemu.ts";
 import { run } from "../test/lib/sh.ts";
 import { freePort } from "../test/lib/servers.ts";
 import { startDelayProxy, type DelayProxy } from "./lib/delay-proxy.ts";
@@ -33,6 +33,7 @@ const RATE = opt("--rate");
 const RTT = opt("--rtt") ?? (RATE ? 40 : undefined);
 const ECHO = argv.includes("--echo");
 const RUNS = opt("--runs") ?? 2;
+const CONSOLES = join(BUILD, "bench/cache");
 
 // bootindex only when the firmware boots the stick: -kernel takes index 0 itself.
 const stickArgs = (img: string, boot = true) => [
@@ -59,7 +60,7 @@ function cacheSeen(g: Guest): string {
 }
 
 /** Like markerTime(), but keeps QEMU running after the marker to power off from the shell. */
-async function timedBoot(srv: NginxServer, mk: () => Guest): Promise<Boot> {
+async function timedBoot(srv: NginxServer, mk: () => Guest, name: string): Promise<Boot> {
   const before = srv.log().length;
   const t0 = Date.now();
   const g = mk();
@@ -85,6 +86,9 @@ async function timedBoot(srv: NginxServer, mk: () => Guest): Promise<Boot> {
     g.kill();
     await g.exited;
     forget();
+    // The console, for the guest's own timeline (every @inetboot event carries its time).
+    mkdirSync(CONSOLES, { recursive: true });
+    writeFileSync(join(CONSOLES, `${name}.log`), g.output);
   }
 }
 
@@ -132,10 +136,10 @@ async function main() {
       copyFileSync(stick, img);
       const usb = () => new Guest({ firmware: true, extra: stickArgs(img), echo: ECHO });
       say(`round ${round}/${RUNS}: USB stick, cold cache (fills inetboot-cache/)`);
-      const cold = await timedBoot(srv, usb);
+      const cold = await timedBoot(srv, usb, `round${round}-cold`);
       say(`    marker after ${secs(cold.t.ms)}, chunks ${mib(cold.chunkBytes)} in ${cold.chunkRequests} GETs, cache ${cold.cache}, powered off: ${cold.poweredOff}`);
       say(`round ${round}/${RUNS}: USB stick, warm cache`);
-      const warm = await timedBoot(srv, usb);
+      const warm = await timedBoot(srv, usb, `round${round}-warm`);
       say(`    marker after ${secs(warm.t.ms)}, chunks ${mib(warm.chunkBytes)} in ${warm.chunkRequests} GETs, cache ${warm.cache}`);
       rmSync(img, { force: true });
       rounds.push({ local, cold, warm });

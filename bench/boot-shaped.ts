@@ -3,6 +3,8 @@
 //   (b) the same squashfs on a local virtio disk, no network (test/lib/direct-boot.ts): the limit
 //   (c) download the whole squashfs into RAM first, then boot it (dracut livenet / live-boot fetch=):
 //       a busybox initramfs that wgets it (bench/lib/ram-boot.ts)
+//   (ap) as (a), with a boot profile published next to the index (docs/prefetch.md), recorded by
+//       one `inetboot.record` boot at the start of the run: chunks are fetched ahead in boot order
 // The link: nginx inside a network namespace behind a veth pair with tbf (default 50 Mbit/s each
 // way) and a user-space proxy on the host's 127.0.0.1 that holds data RTT/2 per direction (default
 // 40 ms RTT). QEMU's user networking maps the guest's 10.0.2.2:P to the host's 127.0.0.1:P (the proxy).
@@ -12,15 +14,16 @@
 //   bun bench/boot-shaped.ts [--runs N] [--rate MBIT] [--rtt MS] [--no-loopback] [--echo]
 // Every kind of boot runs once per round (default 2 rounds); the table shows each kind's fastest.
 // --no-loopback skips (a0), the same NBD boot against nginx on loopback without shaping.
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEMO_DIR } from "../test/lib/demo-root.ts";
+import { DEMO_DIR, DEMO_MARKER } from "../test/lib/demo-root.ts";
 import { directGuest } from "../test/lib/direct-boot.ts";
 import { Guest } from "../test/lib/qemu.ts";
 import { freePort } from "../test/lib/servers.ts";
+import { run } from "../test/lib/sh.ts";
 import { startDelayProxy, type DelayProxy } from "./lib/delay-proxy.ts";
-import { demoStore, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, type MarkerTime } from "./lib/demo.ts";
+import { demoStore, INETBOOT, STORE, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, type MarkerTime } from "./lib/demo.ts";
 import { atExit } from "./lib/cleanup.ts";
 import { createShapedNetns, type ShapedNetns } from "./lib/netns.ts";
 import { startNginxAt, tally, type NginxServer } from "./lib/nginx.ts";
@@ -38,10 +41,11 @@ const RUNS = opt("--runs", 2);
 const ECHO = argv.includes("--echo");
 const NS_PORT = 8080;
 
-type Kind = "b" | "a" | "c" | "a0";
+type Kind = "b" | "a" | "ap" | "c" | "a0";
 const LABEL: Record<Kind, string> = {
   b: "(b) local virtio disk (direct-boot)",
   a: "(a) inetboot NBD root, shaped",
+  ap: "(ap) inetboot NBD root + boot profile, shaped",
   c: "(c) download all, boot from RAM, shaped",
   a0: "(a0) inetboot NBD root, loopback",
 };
@@ -56,6 +60,32 @@ interface Row {
   /** what the booted system read from its root device (/sys/block/DEV/stat), after the marker */
   devRead?: number;
   note?: string;
+}
+
+/**
+ * A copy of the demo store's index with a boot profile next to it, under DEMO_DIR/profiled/store/
+ * (chunks shared by a symlink; the demo's own store is left alone). The profile comes from one
+ * recording boot against `port` (nginx on the host), as docs/prefetch.md describes.
+ */
+async function publishProfile(port: number, urlPath: string): Promise<string> {
+  const dir = join(DEMO_DIR, "profiled/store");
+  rmSync(join(DEMO_DIR, "profiled"), { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(join(STORE, "index"), join(dir, "index"));
+  symlinkSync(join(STORE, "chunks"), join(dir, "chunks"));
+  say(`recording a boot profile (inetboot.record) against ${urlPath}`);
+  const g = new Guest({ append: `inetboot.root=http://10.0.2.2:${port}${urlPath} inetboot.rootfstype=squashfs inetboot.record`, echo: ECHO });
+  try {
+    await g.waitText(new RegExp(DEMO_MARKER), 300_000);
+    await Bun.sleep(3000); // the recorder prints its last batch a moment after the reads
+  } finally {
+    g.kill();
+    await g.exited;
+  }
+  const log = join(dir, "..", "record-console.log");
+  writeFileSync(log, g.output);
+  run([INETBOOT, "profile", "extract", log, dir], { inheritStderr: true });
+  return "/profiled/store/";
 }
 
 /** The shaped path measured from the host: round trip of small requests, throughput of the image. */
@@ -108,8 +138,11 @@ async function main() {
       });
       return { t, requests: at?.requests, bytes: at?.bytes, devRead, note: timeline(g, t) };
     };
-    const nbdGuest = (port: number) => new Guest({ append: `inetboot.root=http://10.0.2.2:${port}/store/ inetboot.rootfstype=squashfs`, echo: ECHO });
-    const kinds: Kind[] = LOOPBACK ? ["b", "a", "c", "a0"] : ["b", "a", "c"];
+    const nbdGuest = (port: number, path = "/store/") => new Guest({ append: `inetboot.root=http://10.0.2.2:${port}${path} inetboot.rootfstype=squashfs`, echo: ECHO });
+    const recorder = lo ?? (await startNginxAt({ root: DEMO_DIR, workDir: join(work, "rec"), host: "127.0.0.1", port: loPort }));
+    const profiled = await publishProfile(loPort, "/store/");
+    if (!lo) await recorder.stop();
+    const kinds: Kind[] = LOOPBACK ? ["b", "a", "ap", "c", "a0"] : ["b", "a", "ap", "c"];
     for (let round = 1; round <= RUNS; round++) {
       for (const kind of kinds) {
         say(`round ${round}/${RUNS}: ${LABEL[kind]}`);
@@ -117,6 +150,7 @@ async function main() {
         let r: Omit<Row, "kind" | "round">;
         if (kind === "b") r = await boot(directGuest({ image: root.squashfs, fstype: "squashfs", echo: ECHO }), t0, "vda");
         else if (kind === "a") r = await boot(nbdGuest(gp), t0, "nbd0", ngx);
+        else if (kind === "ap") r = await boot(nbdGuest(gp, profiled), t0, "nbd0", ngx);
         else if (kind === "a0") r = await boot(nbdGuest(loPort), t0, "nbd0", lo);
         else {
           const g = ramGuest({ url: `http://10.0.2.2:${gp}/root.squashfs`, echo: ECHO });
@@ -131,11 +165,17 @@ async function main() {
 
     // Best (fastest to the marker) of the rounds per kind; ratios of bests, and per round.
     const best = (k: Kind) => rows.filter((r) => r.kind === k).reduce((x, y) => (y.t.ms < x.t.ms ? y : x));
-    const [b, A, C] = [best("b"), best("a"), best("c")];
+    const [b, A, AP, C] = [best("b"), best("a"), best("ap"), best("c")];
     const perRound = [...Array(RUNS).keys()].map((i) => {
       const of = (k: Kind) => rows.find((r) => r.kind === k && r.round === i + 1)!.t.ms;
-      return `${ratio(of("a"), of("b"))}/${ratio(of("a"), of("c"))}`;
+      return `${ratio(of("a"), of("b"))}/${ratio(of("a"), of("c"))} (ap ${ratio(of("ap"), of("b"))}/${ratio(of("ap"), of("c"))})`;
     });
+    const goals = (x: Row) => [
+      `${LABEL[x.kind]}:`,
+      `  goal bytes ≤ 15% of image: ${((100 * x.bytes!) / image).toFixed(0)}% → ${x.bytes! <= 0.15 * image ? "met" : "NOT met"}`,
+      `  goal boot ≤ 1.5× local disk: ${ratio(x.t.ms, b.t.ms)}× → ${x.t.ms <= 1.5 * b.t.ms ? "met" : "NOT met"}`,
+      `  goal faster than download-first: ${ratio(x.t.ms, C.t.ms)}× → ${x.t.ms < C.t.ms ? "met" : "NOT met"}`,
+    ];
     const out = [
       "",
       `boot-shaped: Debian demo root ${mib(image)} squashfs; link ${RATE} Mbit/s tbf + ${RTT} ms RTT proxy`,
@@ -162,10 +202,10 @@ async function main() {
       `best of ${RUNS} rounds per row (fastest QEMU start → marker); every round: ${kinds.map((k) => `${k} ${rows.filter((r) => r.kind === k).map((r) => secs(r.t.ms)).join(", ")}`).join("; ")}`,
       `per round a/b / a/c (same round): ${perRound.join("  ")}`,
       `a/b = ${ratio(A.t.ms, b.t.ms)} (uptime ${ratio(A.t.uptime, b.t.uptime)}), a/c = ${ratio(A.t.ms, C.t.ms)} (uptime ${ratio(A.t.uptime, C.t.uptime)})`,
+      `ap/b = ${ratio(AP.t.ms, b.t.ms)} (uptime ${ratio(AP.t.uptime, b.t.uptime)}), ap/c = ${ratio(AP.t.ms, C.t.ms)} (uptime ${ratio(AP.t.uptime, C.t.uptime)})`,
       `server bytes counted up to the marker (RAM boot: the whole download); device bytes read = /sys/block/{vda,nbd0,loop0}/stat in the guest's shell just after the marker`,
-      `goal bytes ≤ 15% of image: ${((100 * A.bytes!) / image).toFixed(0)}% → ${A.bytes! <= 0.15 * image ? "met" : "NOT met"}`,
-      `goal boot ≤ 1.5× local disk: ${ratio(A.t.ms, b.t.ms)}× → ${A.t.ms <= 1.5 * b.t.ms ? "met" : "NOT met"}`,
-      `goal faster than download-first: ${ratio(A.t.ms, C.t.ms)}× → ${A.t.ms < C.t.ms ? "met" : "NOT met"}`,
+      ...goals(A),
+      ...goals(AP),
       "",
     ];
     process.stdout.write(out.join("\n") + "\n");
@@ -175,6 +215,7 @@ async function main() {
     await ngx?.stop().catch(() => {});
     await net?.stop();
     rmSync(work, { recursive: true, force: true });
+    rmSync(join(DEMO_DIR, "profiled"), { recursive: true, force: true });
   }
 }
 
