@@ -50,6 +50,8 @@ async function expectRootBoot(g: Guest, r: BusyboxRoot) {
   expect(g.output).toContain("root=overlay");
   expect(g.output).toContain("OVERLAY-OK");
   expect(g.output).toContain(`BIG-SHA256 ${r.sha256OfBig}`);
+  // The NBD daemon is still running under the new root, at a higher priority than the system.
+  expect(g.output).toMatch(/NBD-DAEMON nice=-10\b/);
   expect(await g.exited).toBe(0);
   expect(g.output).not.toMatch(/I\/O error|Kernel panic/);
 }
