@@ -7,14 +7,20 @@ function tmpName(path: string): string {
   return `${path}.tmp-${process.pid}-${++tmpSeq}`;
 }
 
-/** Writes bytes to path atomically (unique tmp file in the same dir, then rename). */
-export async function writeAtomic(path: string, data: Uint8Array, fsync = false): Promise<void> {
+/** Writes bytes (or pieces written back to back, with no copy) to path atomically (unique tmp
+ *  file in the same dir, then rename). */
+export async function writeAtomic(path: string, data: Uint8Array | Uint8Array[], fsync = false): Promise<void> {
   const tmp = tmpName(path);
   try {
     const fh = await open(tmp, "w");
     try {
-      let off = 0;
-      while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
+      let pieces = Array.isArray(data) ? data.filter((p) => p.length > 0) : [data];
+      while (pieces.length > 0) {
+        let n = pieces.length === 1 ? (await fh.write(pieces[0]!, 0, pieces[0]!.length)).bytesWritten : (await fh.writev(pieces)).bytesWritten;
+        // a short write: go on after the bytes that made it
+        while (pieces.length > 0 && n >= pieces[0]!.length) n -= pieces.shift()!.length;
+        if (n > 0) pieces[0] = pieces[0]!.subarray(n);
+      }
       if (fsync) await fh.sync();
     } finally {
       await fh.close();

@@ -3,6 +3,7 @@
 // leave the fetcher.
 import { sha256Hex } from "./chunk-name.ts";
 import { unpackPool, UnpackError } from "./unpack-pool.ts";
+import { rawFramePlainInPlace } from "./zstd-raw.ts";
 
 export interface ChunkRef {
   /** SHA-256 of the plain bytes, lowercase hex (also the chunk's file name) */
@@ -38,8 +39,10 @@ export function unpackChunk(ref: ChunkRef, packed: Uint8Array): Uint8Array {
 }
 
 /** unpackChunk on a worker thread (unpack-pool.ts), so the event loop (NBD replies, HTTP) keeps
- *  running while a chunk inflates and is hashed. Same checks, same errors. `packed` may be handed
- *  over to the worker (detached): callers must not use it afterwards. Small chunks, or no worker,
+ *  running while a chunk inflates and is hashed. Same checks, same errors. `packed` and the rest
+ *  of its ArrayBuffer may be handed over to the worker (detached) or overwritten (raw-block
+ *  frames are gathered in place): callers must not use it afterwards, nor pass a view of a buffer
+ *  that holds other live data (an HTTP body or a file read is fine). Small chunks, or no worker,
  *  run on this thread with the decompression on Bun's thread pool. */
 export async function unpackChunkAsync(ref: ChunkRef, packed: Uint8Array): Promise<Uint8Array> {
   const pool = unpackPool();
@@ -52,8 +55,8 @@ export async function unpackChunkAsync(ref: ChunkRef, packed: Uint8Array): Promi
       // the worker failed before taking the bytes: check them here
     }
   }
-  let plain: Uint8Array;
-  try {
+  let plain = rawFramePlainInPlace(packed);
+  if (!plain) try {
     plain = await Bun.zstdDecompress(packed);
   } catch {
     throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: not valid zstd data`);

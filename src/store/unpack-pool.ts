@@ -5,14 +5,19 @@
 //
 // The worker's code is an inline string started from a Blob URL, so it needs no extra entry point
 // in `bun build --compile`. If a worker cannot be started or dies, unpacking falls back to the
-// calling thread (same checks).
+// calling thread (same checks). Raw-block frames (the disk cache's entries) are not decompressed
+// but gathered in place (zstd-raw.ts): no fresh 256 KiB buffer per chunk, whose page faults cost
+// as much as the hashing on a warm read.
+import { rawFramePlainInPlace } from "./zstd-raw.ts";
 
 const WORKER_SRC = `
+const rawFramePlainInPlace = ${rawFramePlainInPlace.toString()};
 self.onmessage = (e) => {
-  const { id, packed, size, hex } = e.data;
+  const { id, buf, off, len, size, hex } = e.data;
+  const packed = new Uint8Array(buf, off, len);
   const short = hex.slice(0, 16) + "…";
-  let plain;
-  try {
+  let plain = rawFramePlainInPlace(packed);
+  if (!plain) try {
     plain = Bun.zstdDecompressSync(packed);
   } catch {
     postMessage({ id, err: "chunk " + short + ": not valid zstd data" });
@@ -28,9 +33,9 @@ self.onmessage = (e) => {
     postMessage({ id, err: "chunk " + short + ": digest mismatch" });
     return;
   }
-  // Hand the buffer over without a copy when it is the view's own.
+  // Hand the buffer over without a copy when the view is most of it.
   let out = plain;
-  if (out.byteOffset !== 0 || out.byteLength !== out.buffer.byteLength) out = new Uint8Array(out);
+  if (out.byteLength * 2 < out.buffer.byteLength) out = new Uint8Array(out);
   postMessage({ id, plain: out }, [out.buffer]);
 };
 `;
@@ -105,9 +110,14 @@ export class UnpackPool {
     return new Promise<Uint8Array>((resolve, reject) => {
       if (slot.pending.size === 0) slot.w.ref();
       slot.pending.set(id, { resolve, reject });
-      // Transfer the packed bytes when they own their buffer (an HTTP body); else they are copied.
-      const own = packed.byteOffset === 0 && packed.byteLength === packed.buffer.byteLength && packed.buffer instanceof ArrayBuffer;
-      slot.w.postMessage({ id, packed, size, hex }, own ? [packed.buffer as ArrayBuffer] : []);
+      // Hand the buffer over (no copy) when the bytes are most of it: the caller gave it up (see
+      // unpackChunkAsync). An HTTP body is often a view behind its response head.
+      const buf = packed.buffer;
+      const move = buf instanceof ArrayBuffer && packed.byteLength * 2 >= buf.byteLength;
+      const msg = move
+        ? { id, buf, off: packed.byteOffset, len: packed.byteLength, size, hex }
+        : { id, buf: new Uint8Array(packed).buffer, off: 0, len: packed.byteLength, size, hex }; // a copy (Buffer#slice would be a view)
+      slot.w.postMessage(msg, [msg.buf as ArrayBuffer]);
     });
   }
 
@@ -122,13 +132,15 @@ export class UnpackError extends Error {}
 
 let shared: UnpackPool | null = null;
 
-/** The process-wide pool: one worker per core beyond the event loop's (at least one). Set
+/** The process-wide pool: one worker per core, up to 4 (on 1 core: one). The event loop needs
+ *  less than a core once chunks are unpacked elsewhere: on 2 cores two workers beat one by ~10%
+ *  on a cold nbdcopy (bench/README.md), so none is left idle for it. Set
  *  INETBOOT_UNPACK_THREADS=0 to unpack in-thread. */
 export function unpackPool(): UnpackPool {
   if (!shared) {
     const env = process.env.INETBOOT_UNPACK_THREADS;
     const cores = navigator.hardwareConcurrency || 2;
-    shared = new UnpackPool(env !== undefined && env !== "" ? Math.max(0, Number(env) | 0) : Math.max(1, Math.min(4, cores - 1)));
+    shared = new UnpackPool(env !== undefined && env !== "" ? Math.max(0, Number(env) | 0) : Math.max(1, Math.min(4, cores)));
   }
   return shared;
 }

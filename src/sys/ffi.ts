@@ -193,7 +193,7 @@ export function execve(path: string, argv: string[], envp: string[]): never {
 export const AF = { UNIX: 1, INET: 2, NETLINK: 16, PACKET: 17 } as const;
 export const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const SOL = { SOCKET: 1, IP: 0 } as const;
-export const SO = { REUSEADDR: 2, BROADCAST: 6, SNDBUF: 7, BINDTODEVICE: 25, RCVBUF: 8 } as const;
+export const SO = { REUSEADDR: 2, BROADCAST: 6, BINDTODEVICE: 25, RCVBUF: 8 } as const;
 
 export function socket(domain: number, type: number, protocol = 0): number {
   return check(libc().socket(domain, type, protocol), `socket(${domain}, ${type})`);

@@ -129,6 +129,26 @@ describe("caches", () => {
     expect(o.calls).toBe(5);
   });
 
+  test("disk cache level 0: raw-block frames written as pieces, read back verified", async () => {
+    const dir = tmp();
+    const c = chunk(21, 300_000);
+    const c2 = chunk(22, 5000);
+    const o = new FakeOrigin("o", new Map([[c.ref.hex, c.data], [c2.ref.hex, c2.data]]));
+    const dc = new DiskCache(o, dir, 0);
+    expect(await dc.get(c.ref)).toEqual(c.data);
+    expect(await dc.get(c2.ref)).toEqual(c2.data);
+    await dc.flush();
+    const file = readFileSync(join(dir, chunkPath(c.ref.hex)));
+    expect(file.length).toBe(9 + 3 * 3 + 300_000); // stored, not compressed
+    expect(Buffer.from(Bun.zstdDecompressSync(file)).equals(Buffer.from(c.data))).toBe(true);
+    const offline = new FakeOrigin("down", new Map());
+    offline.mode = "fail";
+    const warm = new DiskCache(offline, dir, 0);
+    expect(await warm.get(c.ref)).toEqual(c.data);
+    expect(await warm.get(c2.ref)).toEqual(c2.data);
+    expect(warm.hits).toBe(2);
+  });
+
   test("disk cache: stores compressed chunks, verifies on read, replaces corrupt entries", async () => {
     const dir = tmp();
     const c = chunk(20, 5000);
@@ -181,6 +201,19 @@ describe("read-ahead", () => {
     expect(r.prefetched[1]).toEqual([73728, 8192 + 4096 + 131072 - 73728]);
     const before = r.prefetched.length;
     await ra.read(5_000_000, 4096); // seek
+    expect(r.prefetched.length).toBe(before);
+  });
+  test("interleaved sequential streams each keep their read-ahead (nbdcopy's connections)", async () => {
+    const r = new Recorder();
+    const ra = new ReadAhead(r, { minWindow: 65536, maxWindow: 262144, streams: 4 });
+    const bases = [0, 4 << 20, 8 << 20, 12 << 20];
+    for (let k = 0; k < 3; k++) for (const b of bases) await ra.read(b + k * 4096, 4096);
+    // every stream was detected as sequential on its 2nd and 3rd read despite the interleaving
+    for (const b of bases) expect(r.prefetched.filter(([o]) => o >= b && o < b + (4 << 20)).length).toBe(2);
+    // a fifth stream evicts the least recently used one, whose next read then starts afresh
+    await ra.read(14 << 20, 4096);
+    const before = r.prefetched.length;
+    await ra.read(3 * 4096, 4096);
     expect(r.prefetched.length).toBe(before);
   });
 });

@@ -85,6 +85,20 @@ describe("Http1Client against Bun.serve", () => {
     c.close();
   });
 
+  test("bodies kept as views of received data stay intact while the connection reads on", async () => {
+    // http1.ts keeps a body that arrived in one piece as a view of Bun's receive buffer: this
+    // fails if Bun ever reuses that buffer for later reads.
+    const c = new Http1Client();
+    const small: Uint8Array[] = [];
+    for (let i = 0; i < 20; i++) small.push((await c.request(`http://127.0.0.1:${srv.port}/s${i}`, { signal: sig() })).body);
+    const bigs = [];
+    for (let i = 0; i < 3; i++) bigs.push((await c.request(`http://127.0.0.1:${srv.port}/big`, { signal: sig() })).body);
+    small.forEach((b, i) => expect(text(b)).toBe(`hello /s${i} `));
+    for (const b of bigs) expect(Buffer.from(b).equals(Buffer.from(big))).toBe(true);
+    expect(c.opened).toBe(1);
+    c.close();
+  });
+
   test("concurrent requests open parallel connections, then reuse them; 404 and HEAD", async () => {
     const c = new Http1Client();
     const rs = await Promise.all(Array.from({ length: 8 }, (_, i) => c.request(`http://127.0.0.1:${srv.port}/p${i}`, { signal: sig() })));

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { sha256Hex } from "../../src/store/chunk-name.ts";
 import { ChunkError, unpackChunkAsync } from "../../src/store/chunk.ts";
 import { UnpackPool, unpackPool } from "../../src/store/unpack-pool.ts";
-import { zstdRawFrame } from "../../src/store/zstd-raw.ts";
+import { rawFramePlainInPlace, zstdRawFrame, zstdRawFramePieces } from "../../src/store/zstd-raw.ts";
 import { prng } from "./store-fixtures.ts";
 
 // (bun:test's `expect(p).rejects` did not see rejections that come from a worker message here)
@@ -30,6 +30,28 @@ describe("unpack on workers", () => {
     expect(await errOf(unpackChunkAsync(ref, prng(20000, 1)))).toMatch(/not valid zstd/);
   });
 
+  test("a chunk behind other bytes in its buffer (an HTTP body after its head) is handed over whole", async () => {
+    const pool = unpackPool();
+    const before = pool.done;
+    const packed = Bun.zstdCompressSync(plain);
+    const buf = new Uint8Array(300 + packed.length);
+    buf.fill(0x55, 0, 300); // a response head in front
+    buf.set(packed, 300);
+    const view = buf.subarray(300);
+    expect(Buffer.from(await unpackChunkAsync(ref, view)).equals(Buffer.from(plain))).toBe(true);
+    expect(pool.done).toBe(before + 1);
+    expect(buf.buffer.byteLength).toBe(0); // moved to the worker, not copied
+    // a small view of a large buffer is copied instead (the rest stays usable)
+    const big = new Uint8Array(packed.length * 3);
+    big.set(packed, 10);
+    expect(Buffer.from(await unpackChunkAsync(ref, big.subarray(10, 10 + packed.length))).equals(Buffer.from(plain))).toBe(true);
+    expect(big.buffer.byteLength).toBe(packed.length * 3);
+    const bigBuf = Buffer.alloc(packed.length * 3); // Buffer#slice is a view: must still be copied
+    bigBuf.set(packed, 10);
+    expect(Buffer.from(await unpackChunkAsync(ref, bigBuf.subarray(10, 10 + packed.length))).equals(Buffer.from(plain))).toBe(true);
+    expect(bigBuf.buffer.byteLength).toBeGreaterThanOrEqual(packed.length * 3);
+  });
+
   test("many concurrent chunks on two workers, each answer matches its request", async () => {
     const pool = new UnpackPool(2);
     const chunks = Array.from({ length: 40 }, (_, i) => prng(64 * 1024, 100 + i));
@@ -51,5 +73,48 @@ describe("raw-block zstd frames", () => {
     const r = Bun.spawnSync(["zstd", "-dc"], { stdin: zstdRawFrame(p) });
     expect(r.exitCode).toBe(0);
     expect(Buffer.from(r.stdout).equals(Buffer.from(p))).toBe(true);
+  });
+
+  test("gathered in place without decompressing; anything but one all-raw frame is left to zstd", () => {
+    for (const n of [1, 131072, 131073, 262144, 300_000]) {
+      const p = prng(n, n + 1);
+      const f = zstdRawFrame(p);
+      const plain = rawFramePlainInPlace(f);
+      expect(plain).not.toBeNull();
+      expect(plain!.buffer).toBe(f.buffer); // a view, no new buffer
+      expect(Buffer.from(plain!).equals(Buffer.from(p))).toBe(true);
+    }
+    // the pieces written to the disk cache are the same frame, byte for byte
+    const p = prng(262144, 3);
+    expect(Buffer.from(Buffer.concat(zstdRawFramePieces(p))).equals(Buffer.from(zstdRawFrame(p)))).toBe(true);
+    // a frame with compressed blocks, a cut frame, trailing bytes and a second frame: null, untouched
+    const compressed = Bun.zstdCompressSync(new Uint8Array(262144));
+    expect(rawFramePlainInPlace(compressed)).toBeNull();
+    const f = zstdRawFrame(p);
+    const cut = f.slice(0, f.length - 1);
+    const before = Buffer.from(cut);
+    expect(rawFramePlainInPlace(cut)).toBeNull();
+    expect(Buffer.from(cut).equals(before)).toBe(true);
+    expect(rawFramePlainInPlace(Buffer.concat([f, new Uint8Array(1)]))).toBeNull();
+    expect(rawFramePlainInPlace(Buffer.concat([f, zstdRawFrame(prng(10, 1))]))).toBeNull();
+    expect(rawFramePlainInPlace(prng(1000, 2))).toBeNull();
+  });
+
+  test("the disk cache's raw frames come back verified: a flipped byte is a digest mismatch", async () => {
+    const p = prng(262144, 11);
+    const ref = { hex: sha256Hex(p), size: p.length };
+    const before = unpackPool().done;
+    expect(Buffer.from(await unpackChunkAsync(ref, zstdRawFrame(p))).equals(Buffer.from(p))).toBe(true);
+    expect(unpackPool().done).toBe(before + 1); // on the worker, which embeds rawFramePlainInPlace
+    const bad = zstdRawFrame(p);
+    bad[200_000]! ^= 1;
+    expect(await errOf(unpackChunkAsync(ref, bad))).toMatch(/digest mismatch/);
+    // a chunk under 8 KiB is unpacked on this thread: same checks there
+    const small = prng(5000, 12);
+    const sref = { hex: sha256Hex(small), size: small.length };
+    expect(Buffer.from(await unpackChunkAsync(sref, zstdRawFrame(small))).equals(Buffer.from(small))).toBe(true);
+    const sbad = zstdRawFrame(small);
+    sbad[100]! ^= 1;
+    expect(await errOf(unpackChunkAsync(sref, sbad))).toMatch(/digest mismatch/);
   });
 });

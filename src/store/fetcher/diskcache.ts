@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
 import { writeAtomic } from "../atomic.ts";
-import { zstdRawFrame } from "../zstd-raw.ts";
+import { zstdRawFramePieces } from "../zstd-raw.ts";
 import type { ChunkLayer } from "./layer.ts";
 import { sha256Hex } from "../chunk-name.ts"; // for verifyCacheEntry (host tools, below)
 import { ChunkError } from "../chunk.ts";
@@ -17,6 +17,8 @@ export class DiskCache implements ChunkLayer {
   misses = 0;
   corrupt = 0;
   private writes = new Set<Promise<void>>();
+  /** chunk subdirs known to exist (one mkdir each, not one per chunk) */
+  private dirs = new Set<string>();
 
   constructor(
     private inner: ChunkLayer,
@@ -55,10 +57,23 @@ export class DiskCache implements ChunkLayer {
   }
 
   private async store(path: string, plain: Uint8Array): Promise<void> {
-    await mkdir(dirname(path), { recursive: true });
-    // level 0: a raw-block zstd frame (no compression, memcpy-speed reads on a warm boot)
-    const packed = this.level === 0 ? zstdRawFrame(plain) : await Bun.zstdCompress(plain, { level: this.level });
-    await writeAtomic(path, packed, this.fsync);
+    const dir = dirname(path);
+    if (!this.dirs.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.dirs.add(dir);
+    }
+    // level 0: a raw-block zstd frame (no compression, memcpy-speed reads on a warm boot), written
+    // as pieces: headers and views of the chunk, no copy
+    const packed = this.level === 0 ? zstdRawFramePieces(plain) : await Bun.zstdCompress(plain, { level: this.level });
+    try {
+      await writeAtomic(path, packed, this.fsync);
+    } catch (e) {
+      // the dir may have been removed since it was made: once more from scratch
+      if ((e as { code?: string }).code !== "ENOENT") throw e;
+      this.dirs.delete(dir);
+      await mkdir(dir, { recursive: true });
+      await writeAtomic(path, packed, this.fsync);
+    }
   }
 
   /** Waits for background writes (tests, clean shutdown). */

@@ -108,7 +108,17 @@ class Exchange {
     switch (this.framing) {
       case "length": {
         const n = Math.min(this.remaining, data.length);
-        if (this.body) this.body.set(data.subarray(0, n), this.filled);
+        if (this.want) {
+          if (this.filled === 0 && n === this.remaining) {
+            // The whole body in one piece (the usual case on a LAN: Bun reads up to 512 KiB at
+            // once): keep a view of it. Bun hands every data callback a buffer of its own.
+            this.body = data.subarray(0, n);
+          } else {
+            // Every byte is written before the body is handed out: no need to zero it.
+            this.body ??= Bun.allocUnsafe(this.filled + this.remaining);
+            this.body.set(data.subarray(0, n), this.filled);
+          }
+        }
         this.filled += n;
         this.remaining -= n;
         return this.remaining === 0 ? this.finish(data.subarray(n)) : false;
@@ -164,7 +174,7 @@ class Exchange {
       this.framing = "none";
       return;
     }
-    if (this.framing === "length" && this.want) this.body = new Uint8Array(this.remaining);
+    if (this.framing === "length" && this.want && this.remaining === 0) this.body = new Uint8Array(0);
   }
 
   private feedChunked(data: Uint8Array): boolean {
