@@ -1,6 +1,6 @@
 // The event log: human lines through consola, and with inetboot.log=json one machine-readable line
 // `@inetboot {json}` per step on the console (names documented in docs/events.md; tests read them).
-import { consola } from "consola";
+import { bootLog as consola, writeFd } from "../sys/console.ts";
 
 const started = performance.now();
 let jsonLines = false;
@@ -23,7 +23,7 @@ export type EventFields = Record<string, unknown>;
 export function emit(ev: string, fields: EventFields = {}, human?: string) {
   const rec = { t: uptime(), ev, ...fields };
   const line = JSON.stringify(rec);
-  if (jsonLines) process.stdout.write(`@inetboot ${line}\n`);
+  if (jsonLines) writeFd(1, `@inetboot ${line}\n`);
   for (const s of sinks) s(line);
   if (human !== undefined) {
     if (ev === "error") consola.error(human);

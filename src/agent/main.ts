@@ -1,7 +1,7 @@
 // The boot agent, PID 1 inside the initramfs: plan → modules → network → (later stages) → shell.
 // It must never exit; any fatal error is shown and the rescue shell opened.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { consola } from "consola";
+import { bootLog as consola } from "../sys/console.ts";
 import { parsePlan, type BootPlan } from "../boot/cmdline.ts";
 import { emit, enableJsonEvents } from "./events.ts";
 import { forbidExit, startReaper } from "./pid1.ts";

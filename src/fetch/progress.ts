@@ -1,6 +1,7 @@
 // Download progress: fetchFile reports raw counters through a callback (the agent routes them to its
 // event log); consoleProgress() turns them into throttled human lines on stderr.
-import { createConsola } from "consola";
+import { createConsola } from "consola/core";
+import { plainReporter } from "../sys/console.ts";
 
 export interface FetchProgress {
   url: string;
@@ -14,8 +15,9 @@ export interface FetchProgress {
   done: boolean;
 }
 
-// consola's default instance prints info to stdout; CLI data owns stdout, so logs go to stderr.
-const log = createConsola({ stdout: process.stderr, stderr: process.stderr } as never);
+// Progress lines go to stderr (CLI data owns stdout), written directly: no Node stream to build,
+// which matters in the agent (src/sys/console.ts).
+const log = createConsola({ reporters: [plainReporter(() => 2)] });
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;

@@ -6,6 +6,7 @@
 import { readdirSync, writeFileSync } from "node:fs";
 import { prctl, PR, setThreadNice } from "../sys/ffi.ts";
 import { oneLine } from "../sys/errors.ts";
+import { writeFd } from "../sys/console.ts";
 
 export interface DaemonConfig {
   url: string;
@@ -53,7 +54,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
   try {
     prctl(PR.SET_IO_FLUSHER, 1);
   } catch (e) {
-    process.stderr.write(`@inetboot-nbd: ${oneLine(e)} (continuing)\n`);
+    writeFd(2, `@inetboot-nbd: ${oneLine(e)} (continuing)\n`);
   }
   // The booted system's shutdown signals the daemons it does not know; the root still needs us.
   process.on("SIGTERM", () => {});
@@ -65,7 +66,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     // mounted, reads wait out longer outages before the kernel sees EIO.
     const { consoleEvents, recordBoot } = await import("../store/profile-daemon.ts");
     const print = consoleEvents(cfg.t0);
-    const warn = (line: string) => process.stderr.write(`@inetboot-nbd: ${line}\n`);
+    const warn = (line: string) => writeFd(2, `@inetboot-nbd: ${line}\n`);
     raisePriority(warn);
     let index: import("../store/format.ts").StoreIndex | null = null;
     let source = await openSource(cfg.url, {
@@ -83,7 +84,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     writeFileSync(cfg.readyFile, JSON.stringify({ size: source.size, blockSize: source.blockSize }));
   } catch (e) {
     writeFileSync(cfg.errorFile, oneLine(e));
-    process.stderr.write(`@inetboot-nbd: ${oneLine(e)}\n`);
+    writeFd(2, `@inetboot-nbd: ${oneLine(e)}\n`);
     process.exit(1);
   }
 }

@@ -1,7 +1,7 @@
 // Network bring-up for the agent: lo up, pick the interface, DHCP or static ip=, routes,
 // /etc/resolv.conf and /etc/hosts. Emits `net.up` and `dhcp.*` events.
 import { writeFileSync } from "node:fs";
-import { consola } from "consola";
+import { bootLog as consola } from "../sys/console.ts";
 import { emit } from "../agent/events.ts";
 import { UserError } from "../sys/errors.ts";
 import { acquireLease, type DhcpLease } from "./dhcp/client.ts";

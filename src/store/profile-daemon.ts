@@ -6,6 +6,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeAtomic } from "./atomic.ts";
+import { writeFd } from "../sys/console.ts";
 import type { StoreIndex } from "./format.ts";
 import { chunksEvent, EV_CHUNKS, EV_RECORDED, EV_START } from "./profile-console.ts";
 import { ProfileRecorder, RecordingSource } from "./profile-record.ts";
@@ -19,7 +20,7 @@ export function consoleEvents(t0 = 0): EventPrinter {
   const start = performance.now();
   return (ev, fields) => {
     const t = Math.round(t0 * 1000 + performance.now() - start) / 1000;
-    process.stdout.write(`@inetboot ${JSON.stringify({ t, ev, ...fields })}\n`);
+    writeFd(1, `@inetboot ${JSON.stringify({ t, ev, ...fields })}\n`);
   };
 }
 
