@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { DEMO_DIR, DEMO_MARKER } from "../test/lib/demo-root.ts";
 import { BUILD, Guest } from "../test/lib/qemu.ts";
 import { freePort } from "../test/lib/servers.ts";
+import { startDelayProxy } from "./lib/delay-proxy.ts";
+import { startNginxAt, type NginxServer } from "./lib/nginx.ts";
 
 const argv = process.argv.slice(2);
 const opt = (f: string, d: string) => {
@@ -27,120 +29,10 @@ const STORE = join(WWW, "store");
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 // ---- nginx with a timed access log ----
-interface Req { ms: number; path: string; bytes: number }
-async function startNginx(): Promise<{ port: number; log: () => Req[]; stop: () => Promise<void> }> {
-  const work = join(WORK, "nginx");
-  const t = join(work, "tmp");
-  mkdirSync(t, { recursive: true });
-  const log = join(work, "access.log");
-  writeFileSync(log, "");
-  const port = freePort();
-  writeFileSync(join(work, "nginx.conf"), `daemon off; master_process off; worker_processes 1; user root;
-pid ${work}/nginx.pid; error_log ${work}/error.log;
-events { worker_connections 512; }
-http {
-  log_format t '$msec $body_bytes_sent "$request"';
-  access_log ${log} t;
-  default_type application/octet-stream; sendfile on; keepalive_requests 100000;
-  client_body_temp_path ${t}; proxy_temp_path ${t}; fastcgi_temp_path ${t}; uwsgi_temp_path ${t}; scgi_temp_path ${t};
-  server { listen 127.0.0.1:${port}; root ${WWW}; }
-}
-`);
-  const proc = Bun.spawn(["nginx", "-p", work, "-c", join(work, "nginx.conf")], { stdin: "ignore", stdout: "ignore", stderr: "inherit" });
-  for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/`, { method: "HEAD" }).then(() => true, () => false)); i++) {
-    if (i > 100) throw new Error("nginx did not start");
-    await Bun.sleep(50);
-  }
-  return {
-    port,
-    log: () => readFileSync(log, "utf8").split("\n").filter(Boolean).map((l) => {
-      const m = /^([\d.]+) (\d+) "\S+ (\S+)/.exec(l)!;
-      return { ms: Number(m[1]) * 1000, bytes: Number(m[2]), path: m[3]! };
-    }),
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    },
-  };
-}
-
-// ---- a TCP proxy on 127.0.0.1 that holds every piece of data `delayMs` in each direction ----
-type Sock = import("bun").Socket<{ peer?: Sock; queue: Uint8Array[]; pending: Uint8Array[]; closed: boolean }>;
-function startDelayProxy(upstreamPort: number, delayMs: number): { port: number; stop: () => void } {
-  const send = (to: Sock | undefined, data: Uint8Array) => {
-    if (!to || to.data.closed) return;
-    if (to.data.queue.length) return void to.data.queue.push(data);
-    const n = to.write(data);
-    if (n < data.length) to.data.queue.push(data.subarray(n));
-  };
-  const drain = (s: Sock) => {
-    while (s.data.queue.length) {
-      const d = s.data.queue[0]!;
-      const n = s.write(d);
-      if (n < d.length) {
-        s.data.queue[0] = d.subarray(n);
-        return;
-      }
-      s.data.queue.shift();
-    }
-  };
-  // Data is copied (the buffer is reused after the callback) and forwarded after the delay; a
-  // constant delay keeps the order.
-  const relay = (from: Sock, data: Uint8Array) => {
-    const copy = data.slice();
-    setTimeout(() => send(from.data.peer, copy), delayMs);
-  };
-  const closeLater = (s: Sock) => setTimeout(() => {
-    const p = s.data.peer;
-    if (p && !p.data.closed) p.end();
-  }, delayMs + 5);
-  const server = Bun.listen<Sock["data"]>({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: {
-      open(client) {
-        client.data = { queue: [], pending: [], closed: false };
-        void Bun.connect<Sock["data"]>({
-          hostname: "127.0.0.1",
-          port: upstreamPort,
-          socket: {
-            open(up) {
-              up.data = { peer: client as Sock, queue: [], pending: [], closed: false };
-              client.data.peer = up as Sock;
-              for (const d of client.data.pending.splice(0)) send(up as Sock, d);
-            },
-            data: (up, d) => relay(up as Sock, d),
-            drain: (up) => drain(up as Sock),
-            close(up) {
-              up.data.closed = true;
-              closeLater(up as Sock);
-            },
-            error() {},
-          },
-        }).catch(() => client.end());
-      },
-      data(client, d) {
-        const copy = d.slice();
-        setTimeout(() => {
-          if (client.data.peer) send(client.data.peer, copy);
-          else client.data.pending.push(copy);
-        }, delayMs);
-      },
-      drain: (c) => drain(c as Sock),
-      close(c) {
-        c.data.closed = true;
-        closeLater(c as Sock);
-      },
-      error() {},
-    },
-  });
-  return { port: server.port, stop: () => server.stop(true) };
-}
-
 // ---- one boot ----
 interface Result { name: string; markerMs: number; requests: number; chunkGets: number; mib: number }
 
-async function bootOnce(name: string, port: number, extra: string, ngx: { log: () => Req[] }): Promise<{ r: Result; console: string }> {
+async function bootOnce(name: string, port: number, extra: string, ngx: NginxServer): Promise<{ r: Result; console: string }> {
   const from = ngx.log().length;
   const append = `quiet inetboot.root=http://10.0.2.2:${port}/store/ inetboot.rootfstype=squashfs ${extra}`.trim();
   const t0 = Date.now();
@@ -173,15 +65,16 @@ async function main() {
   mkdirSync(STORE, { recursive: true });
   copyFileSync(join(DEMO_DIR, "store/index"), join(STORE, "index"));
   symlinkSync(join(DEMO_DIR, "store/chunks"), join(STORE, "chunks"));
-  const ngx = await startNginx();
-  const proxy = startDelayProxy(ngx.port, DELAY);
+  const port = freePort();
+  const ngx = await startNginxAt({ root: WWW, workDir: join(WORK, "nginx"), host: "127.0.0.1", port });
+  const proxy = startDelayProxy({ upstreamHost: "127.0.0.1", upstreamPort: port, oneWayMs: DELAY });
   const profile = join(STORE, "index.profile");
   const results: Result[] = [];
   const want = (n: string) => !ONLY.length || ONLY.some((o) => n.startsWith(o));
   const raOpt = `INETBOOT_READ_AHEAD_KB=${RA}`;
   try {
     // Recording boot first (no profile published yet); it also counts as a cold baseline sample.
-    const rec = await bootOnce("record (no profile)", ngx.port, "inetboot.record", ngx);
+    const rec = await bootOnce("record (no profile)", port, "inetboot.record", ngx);
     const consoleLog = join(WORK, "record-console.log");
     writeFileSync(consoleLog, rec.console);
     const x = Bun.spawnSync([BIN, "profile", "extract", consoleLog, STORE], { stderr: "pipe" });
@@ -190,10 +83,10 @@ async function main() {
     const saved = readFileSync(profile);
     const withProfile = (on: boolean) => (on ? writeFileSync(profile, saved) : rmSync(profile, { force: true }));
     const cases: [string, boolean, number, string][] = [
-      ["loopback, no profile", false, ngx.port, ""],
-      ["loopback, profile", true, ngx.port, ""],
-      [`loopback, no profile, read_ahead_kb=${RA}`, false, ngx.port, raOpt],
-      [`loopback, profile, read_ahead_kb=${RA}`, true, ngx.port, raOpt],
+      ["loopback, no profile", false, port, ""],
+      ["loopback, profile", true, port, ""],
+      [`loopback, no profile, read_ahead_kb=${RA}`, false, port, raOpt],
+      [`loopback, profile, read_ahead_kb=${RA}`, true, port, raOpt],
       [`+${DELAY} ms/direction, no profile`, false, proxy.port, ""],
       [`+${DELAY} ms/direction, profile`, true, proxy.port, ""],
     ];

@@ -10,6 +10,8 @@ export interface LogLine {
   path: string;
   status: number;
   bytes: number;
+  /** when nginx finished the request (ms since the epoch, $msec) */
+  ms: number;
 }
 
 export interface NginxServer {
@@ -25,7 +27,7 @@ export async function startNginxAt(o: { root: string; workDir: string; host: str
   const logFile = join(w, "access.log");
   writeFileSync(logFile, "");
   const conf = join(w, "nginx.conf");
-  writeFileSync(conf, nginxConfig({ workDir: w, root: o.root, listen: `${o.host}:${o.port}`, accessLog: logFile, logFormat: `'$status $body_bytes_sent "$request"'` }));
+  writeFileSync(conf, nginxConfig({ workDir: w, root: o.root, listen: `${o.host}:${o.port}`, accessLog: logFile, logFormat: `'$msec $status $body_bytes_sent "$request"'` }));
   const proc = Bun.spawn([...(o.wrap ?? []), "nginx", "-p", w, "-c", conf], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   const forget = atExit(() => proc.kill("SIGKILL"));
   const stop = async () => {
@@ -54,8 +56,8 @@ export async function startNginxAt(o: { root: string; workDir: string; host: str
       readFileSync(logFile, "utf8")
         .split("\n")
         .flatMap((l) => {
-          const m = l.match(/^(\d{3}) (\d+) "\S+ (\S+)/);
-          return m ? [{ status: Number(m[1]), bytes: Number(m[2]), path: m[3]! }] : [];
+          const m = l.match(/^([\d.]+) (\d{3}) (\d+) "\S+ (\S+)/);
+          return m ? [{ ms: Number(m[1]) * 1000, status: Number(m[2]), bytes: Number(m[3]), path: m[4]! }] : [];
         }),
     stop,
   };
