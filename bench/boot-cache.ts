@@ -18,10 +18,9 @@ import { directGuest } from "../test/lib/direct-boot.ts";
 import { BUILD, Guest } from "../test/lib/qemu.ts";
 import { run } from "../test/lib/sh.ts";
 import { freePort } from "../test/lib/servers.ts";
-import { startDelayProxy, type DelayProxy } from "./lib/delay-proxy.ts";
 import { demoStore, INETBOOT, load, markerTime, mib, ratio, say, secs, table, timeline, type MarkerTime } from "./lib/demo.ts";
 import { atExit } from "./lib/cleanup.ts";
-import { createShapedNetns, type ShapedNetns } from "./lib/netns.ts";
+import { startShapedStore, type ShapedStore } from "./lib/shaped-link.ts";
 import { startNginxAt, tally, type NginxServer } from "./lib/nginx.ts";
 
 const argv = process.argv.slice(2);
@@ -98,16 +97,14 @@ async function main() {
   const loadBefore = load();
   const work = mkdtempSync(join(tmpdir(), "inetboot-bench-cache-"));
   atExit(() => rmSync(work, { recursive: true, force: true }));
-  let net: ShapedNetns | undefined;
+  let shaped: ShapedStore | undefined;
   let srv: NginxServer | undefined;
-  let proxy: DelayProxy | undefined;
   try {
     let guestPort: number;
     if (RATE) {
-      net = createShapedNetns({ rateMbit: RATE });
-      srv = await startNginxAt({ root: DEMO_DIR, workDir: join(work, "ngx"), host: net.nsIp, port: 8080, wrap: net.exec });
-      proxy = startDelayProxy({ upstreamHost: net.nsIp, upstreamPort: 8080, oneWayMs: RTT! / 2 });
-      guestPort = proxy.port;
+      shaped = await startShapedStore({ root: DEMO_DIR, workDir: join(work, "ngx"), rateMbit: RATE, rttMs: RTT! });
+      srv = shaped.nginx;
+      guestPort = shaped.port;
     } else {
       guestPort = freePort();
       srv = await startNginxAt({ root: DEMO_DIR, workDir: join(work, "ngx"), host: "127.0.0.1", port: guestPort });
@@ -182,9 +179,8 @@ async function main() {
     ];
     process.stdout.write(out.join("\n") + "\n");
   } finally {
-    proxy?.stop();
-    await srv?.stop().catch(() => {});
-    await net?.stop();
+    if (shaped) await shaped.stop();
+    else await srv?.stop().catch(() => {});
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -22,10 +22,10 @@ import { directGuest } from "../test/lib/direct-boot.ts";
 import { Guest } from "../test/lib/qemu.ts";
 import { freePort } from "../test/lib/servers.ts";
 import { run } from "../test/lib/sh.ts";
-import { startDelayProxy, type DelayProxy } from "./lib/delay-proxy.ts";
+import type { DelayProxy } from "./lib/delay-proxy.ts";
+import { startShapedStore, type ShapedStore } from "./lib/shaped-link.ts";
 import { demoStore, INETBOOT, STORE, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, type MarkerTime } from "./lib/demo.ts";
 import { atExit } from "./lib/cleanup.ts";
-import { createShapedNetns, type ShapedNetns } from "./lib/netns.ts";
 import { startNginxAt, tally, type NginxServer } from "./lib/nginx.ts";
 import { ramGuest } from "./lib/ram-boot.ts";
 
@@ -39,7 +39,6 @@ const RTT = opt("--rtt", 40);
 const LOOPBACK = !argv.includes("--no-loopback");
 const RUNS = opt("--runs", 2);
 const ECHO = argv.includes("--echo");
-const NS_PORT = 8080;
 
 type Kind = "b" | "a" | "ap" | "c" | "a0";
 const LABEL: Record<Kind, string> = {
@@ -112,15 +111,12 @@ async function main() {
   const loadBefore = load();
   const work = mkdtempSync(join(tmpdir(), "inetboot-bench-shaped-"));
   atExit(() => rmSync(work, { recursive: true, force: true }));
-  let net: ShapedNetns | undefined;
-  let ngx: NginxServer | undefined;
+  let shaped: ShapedStore | undefined;
   let lo: NginxServer | undefined;
-  let proxy: DelayProxy | undefined;
   const rows: Row[] = [];
   try {
-    net = createShapedNetns({ rateMbit: RATE });
-    ngx = await startNginxAt({ root: DEMO_DIR, workDir: join(work, "ns"), host: net.nsIp, port: NS_PORT, wrap: net.exec });
-    proxy = startDelayProxy({ upstreamHost: net.nsIp, upstreamPort: NS_PORT, oneWayMs: RTT / 2 });
+    shaped = await startShapedStore({ root: DEMO_DIR, workDir: join(work, "ns"), rateMbit: RATE, rttMs: RTT });
+    const { nginx: ngx, proxy } = shaped;
     const cal = await calibrate(proxy);
     say(`shaped path from the host: ${cal.rttMs.toFixed(0)} ms per HEAD, ${mib(cal.bytes)} in ${cal.s.toFixed(1)} s = ${cal.mbit.toFixed(1)} Mbit/s`);
     const gp = proxy.port; // the guest's 10.0.2.2:gp
@@ -210,10 +206,8 @@ async function main() {
     ];
     process.stdout.write(out.join("\n") + "\n");
   } finally {
-    proxy?.stop();
     await lo?.stop().catch(() => {});
-    await ngx?.stop().catch(() => {});
-    await net?.stop();
+    await shaped?.stop();
     rmSync(work, { recursive: true, force: true });
     rmSync(join(DEMO_DIR, "profiled"), { recursive: true, force: true });
   }
