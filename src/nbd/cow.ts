@@ -191,6 +191,8 @@ export async function createCowSource(base: BlockSource, opts: CowOptions = {}):
     trim: (offset, length) => locked(() => mutate(offset, length, null)),
     flush: () => locked(() => store.flush()),
     prefetch: base.prefetch ? (offset, length) => base.prefetch!(offset, length) : undefined,
+    // Only while nothing is written: a written grain may lie in a hole of the base.
+    isHole: (offset, length) => touched === 0 && (base.isHole?.(offset, length) ?? false),
     extents,
     async close() {
       await store.close();

@@ -2,7 +2,7 @@
 // the reply frames. No sockets here: the server writes the frames it gets back, contiguously.
 import type { BlockSource, Extent } from "../store/source.ts";
 import {
-  encodeChunkBlockStatus, encodeChunkError, encodeChunkNone, encodeChunkOffsetDataHeader, encodeSimpleReply,
+  encodeChunkBlockStatus, encodeChunkError, encodeChunkNone, encodeChunkOffsetDataHeader, encodeChunkOffsetHole, encodeSimpleReply,
   type Descriptor, type Request,
 } from "./codec.ts";
 import { BASE_ALLOCATION_ID, type Negotiated } from "./handshake.ts";
@@ -21,6 +21,8 @@ export class NbdReplyError extends Error {
 }
 
 const WRITES = new Set<number>([CMD.WRITE, CMD.TRIM, CMD.WRITE_ZEROES]);
+/** Command names by number (built once: validate runs for every request). */
+const CMD_NAME = new Map<number, string>(Object.entries(CMD).map(([k, v]) => [v, k]));
 /** Most descriptors one BLOCK_STATUS reply carries (keeps replies small; the client asks again). */
 const MAX_DESCRIPTORS = 1024;
 
@@ -36,7 +38,7 @@ function allowedFlags(type: number, neg: Negotiated): number {
 /** Checks a request header before any payload is used. Returns the error to reply with, or null. */
 export function validate(req: Request, s: Session): NbdReplyError | null {
   const { neg, source } = s;
-  const name = Object.entries(CMD).find(([, v]) => v === req.type)?.[0];
+  const name = CMD_NAME.get(req.type);
   if (name === undefined || req.type === CMD.DISC) return new NbdReplyError(NBD_ERR.EINVAL, `unknown command ${req.type}`);
   if ((req.flags & ~allowedFlags(req.type, neg)) !== 0)
     return new NbdReplyError(NBD_ERR.EINVAL, `flags 0x${req.flags.toString(16)} not valid for ${name}`);
@@ -48,7 +50,7 @@ export function validate(req: Request, s: Session): NbdReplyError | null {
   if (req.length === 0) return new NbdReplyError(NBD_ERR.EINVAL, `${name} of zero bytes`);
   if ((req.type === CMD.READ || req.type === CMD.WRITE) && req.length > MAX_REQUEST)
     return new NbdReplyError(NBD_ERR.EOVERFLOW, `${name} of ${req.length} bytes exceeds the ${MAX_REQUEST}-byte maximum`);
-  if (req.offset + BigInt(req.length) > BigInt(source.size)) {
+  if (req.offset > BigInt(Number.MAX_SAFE_INTEGER) || Number(req.offset) + req.length > source.size) {
     // The spec asks for ENOSPC on writes past the end, EINVAL elsewhere.
     const e = req.type === CMD.WRITE || req.type === CMD.WRITE_ZEROES ? NBD_ERR.ENOSPC : NBD_ERR.EINVAL;
     return new NbdReplyError(e, `${name} beyond the end of the export (${source.size} bytes)`);
@@ -130,6 +132,8 @@ export async function execute(req: Request, payload: Uint8Array | null, s: Sessi
   try {
     switch (req.type) {
       case CMD.READ: {
+        // A range of zero chunks: one hole chunk instead of the zeros (structured replies only).
+        if (s.neg.structured && source.isHole?.(off, len)) return [encodeChunkOffsetHole(REPLY_FLAG_DONE, req.handle, off, len)];
         const data = await source.read(off, len);
         if (data.length !== len) throw new NbdReplyError(NBD_ERR.EIO, `source returned ${data.length} of ${len} bytes`);
         if (s.neg.structured) return [encodeChunkOffsetDataHeader(REPLY_FLAG_DONE, req.handle, off, len), data];

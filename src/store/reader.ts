@@ -10,6 +10,8 @@ export class StoreReader implements BlockSource {
   readonly readOnly = true;
   readonly blockSize: number;
   private refs: (ChunkRef | null)[];
+  /** One chunk of zeros shared by every read of a zero chunk (readers never modify what they get). */
+  private zeros: Uint8Array | null = null;
 
   constructor(
     readonly index: StoreIndex,
@@ -29,7 +31,7 @@ export class StoreReader implements BlockSource {
   private async chunk(i: number): Promise<Uint8Array> {
     const ref = this.refs[i];
     if (ref === undefined) throw new BlockError("EINVAL", `chunk ${i} beyond the image`);
-    if (ref === null) return new Uint8Array(chunkLength(this.index, i));
+    if (ref === null) return (this.zeros ??= new Uint8Array(this.index.chunkSize)).subarray(0, chunkLength(this.index, i));
     try {
       return await this.layer.get(ref);
     } catch (e) {
@@ -66,6 +68,13 @@ export class StoreReader implements BlockSource {
     }
     await Promise.all(jobs);
     return out;
+  }
+
+  isHole(offset: number, length: number): boolean {
+    if (length <= 0 || offset < 0 || offset + length > this.size) return false;
+    const cs = this.index.chunkSize;
+    for (let i = Math.floor(offset / cs); i <= Math.floor((offset + length - 1) / cs); i++) if (this.refs[i] !== null) return false;
+    return true;
   }
 
   async prefetch(offset: number, length: number): Promise<void> {

@@ -27,6 +27,9 @@ export interface BlockSource {
   flush?(): Promise<void>;
   /** Hint that the range will be read soon (NBD_CMD_CACHE, read-ahead). */
   prefetch?(offset: number, length: number): Promise<void>;
+  /** True when the whole range reads as zeros and is not stored (cheap, synchronous): a READ of it
+   *  can be answered with a hole instead of zero bytes. Sources without holes may omit it. */
+  isHole?(offset: number, length: number): boolean;
   /** Allocation map of a range; sources without holes may omit it. */
   extents?(offset: number, length: number): Promise<Extent[]>;
   close?(): Promise<void>;

@@ -122,6 +122,9 @@ describe("inetboot nbd over a store served by `inetboot serve` (unix socket)", (
       const base = i % 3 === 0 ? (dataChunks[Math.floor(Math.random() * dataChunks.length)]! + 1) * CS - 100 : Math.random() * (img.length - len);
       reads.push([Math.min(img.length - len, Math.floor(base)), len]);
     }
+    // Inside zero chunks: the server answers these with a hole chunk (OFFSET_HOLE), not zeros.
+    const zeroChunk = [...Array(img.length / CS).keys()].find((i) => !dataChunks.includes(i))!;
+    reads.push([zeroChunk * CS, CS], [zeroChunk * CS + 4096, 300]);
     const q = await run(["qemu-io", "-f", "raw", "-r", ...reads.flatMap(([o, l]) => ["-c", `read -v ${o} ${l}`]), nbd.uri]);
     expect(q.code).toBe(0);
     const got = parseDumps(q.stdout);

@@ -113,6 +113,7 @@ export interface DirectBootOptions {
   append?: string;
   memMB?: number;
   echo?: boolean;
+  cpus?: number;
 }
 
 /** Starts QEMU on the image as a read-only virtio disk; no network. */
@@ -121,6 +122,7 @@ export function directGuest(o: DirectBootOptions): Guest {
     initrd: buildDirectInitrd(),
     append: [`direct.fstype=${o.fstype}`, o.rootpath ? `direct.rootpath=${o.rootpath}` : "", o.append ?? ""].join(" ").trim(),
     memMB: o.memMB,
+    cpus: o.cpus,
     echo: o.echo,
     net: ["-nic", "none"],
     extra: ["-drive", `file=${o.image},format=raw,if=virtio,readonly=on`],

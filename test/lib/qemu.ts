@@ -34,6 +34,8 @@ export interface BootOptions {
   firmware?: boolean;
   /** A unix socket for the human monitor (device_del and friends), instead of none. */
   monitor?: string;
+  /** Virtual CPUs (default 1). */
+  cpus?: number;
 }
 
 export interface InetEvent {
@@ -55,7 +57,7 @@ export class Guest {
       "qemu-system-x86_64",
       ...(process.env.INETBOOT_KVM === "1" ? ["-accel", "kvm", "-cpu", "host"] : ["-accel", "tcg", "-cpu", "max"]),
       "-m", String(opts.memMB ?? 1024),
-      "-smp", "1",
+      "-smp", String(opts.cpus ?? 1),
       "-no-reboot",
       "-display", "none",
       "-serial", "stdio",

@@ -28,17 +28,22 @@ function memSource(readOnly: boolean): BlockSource & { mem: Uint8Array } {
 }
 
 let dir: string;
-let ro: NbdServer, rw: NbdServer;
+let ro: NbdServer, rw: NbdServer, holes: NbdServer;
 let rwSource: ReturnType<typeof memSource>;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "nbd-srv-"));
   ro = await startNbdServer({ source: memSource(true), listen: `unix:${dir}/ro.sock` });
   rwSource = memSource(false);
   rw = await startNbdServer({ source: rwSource, listen: `unix:${dir}/rw.sock`, exportName: "rw" });
+  // The second half is a hole.
+  const h = memSource(true);
+  h.mem.fill(0, SIZE / 2);
+  holes = await startNbdServer({ source: { ...h, isHole: (off, len) => off >= SIZE / 2 && off + len <= SIZE }, listen: `unix:${dir}/holes.sock` });
 });
 afterAll(async () => {
   await ro.close();
   await rw.close();
+  await holes.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -148,5 +153,31 @@ describe("nbd server (writable, structured replies)", () => {
     h = decodeChunkHeader(await c.read(20));
     expect(Buffer.from(await c.read(h.length)).readUInt32BE(0)).toBe(NBD_ERR.ENOSPC);
     c.end();
+  });
+});
+
+describe("nbd server (holes)", () => {
+  test("a structured READ inside a hole gets one OFFSET_HOLE chunk; a simple one gets zeros", async () => {
+    const c = await RawConn.connect(`unix:${dir}/holes.sock`);
+    await negotiate(c, { structured: true });
+    c.write(req(CMD.READ, 1n, SIZE / 2 + 100, 5000));
+    let h = decodeChunkHeader(await c.read(20));
+    expect([h.handle, h.type, h.flags, h.length]).toEqual([1n, REPLY_TYPE.OFFSET_HOLE, 1, 12]);
+    const body = Buffer.from(await c.read(12));
+    expect([Number(body.readBigUInt64BE(0)), body.readUInt32BE(8)]).toEqual([SIZE / 2 + 100, 5000]);
+    // Straddling data and the hole: data.
+    c.write(req(CMD.READ, 2n, SIZE / 2 - 10, 20));
+    h = decodeChunkHeader(await c.read(20));
+    expect([h.handle, h.type, h.length]).toEqual([2n, REPLY_TYPE.OFFSET_DATA, 8 + 20]);
+    expect((await c.read(h.length)).subarray(8)).toEqual(new Uint8Array([...data.subarray(SIZE / 2 - 10, SIZE / 2), ...new Uint8Array(10)]));
+    c.end();
+
+    const s = await RawConn.connect(`unix:${dir}/holes.sock`);
+    await negotiate(s);
+    s.write(req(CMD.READ, 3n, SIZE / 2, 64));
+    const r = await simple(s);
+    expect([r.handle, r.error]).toEqual([3n, 0]);
+    expect(await s.read(64)).toEqual(new Uint8Array(64));
+    s.end();
   });
 });

@@ -75,6 +75,10 @@ export class ReadAhead implements BlockSource {
     return this.inner.prefetch?.(offset, length) ?? Promise.resolve();
   }
 
+  isHole(offset: number, length: number): boolean {
+    return this.inner.isHole?.(offset, length) ?? false;
+  }
+
   extents(offset: number, length: number): Promise<Extent[]> {
     return this.inner.extents ? this.inner.extents(offset, length) : Promise.resolve([{ offset, length, zero: false }]);
   }
