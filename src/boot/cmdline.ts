@@ -51,6 +51,8 @@ export interface BootPlan {
   logJson: boolean;
   modules: string[];
   record: boolean;
+  /** inetboot.record=SECONDS: how long the recording lasts (default: the recorder's own, 120 s). */
+  recordSeconds?: number;
   /** init= for the booted root. */
   init?: string;
   /** Parameters after `--`: passed to the init we exec. */
@@ -134,7 +136,14 @@ export function parsePlan(cmdline: string): BootPlan {
         else plan.warnings.push(`inetboot.log=${value}: only 'json' is known`);
         break;
       case "modules": plan.modules.push(...(value ?? "").split(",").map((s) => s.trim()).filter(Boolean)); break;
-      case "record": plan.record = true; break;
+      case "record": {
+        // Bare, or the length of the recording window in seconds (inetboot.record=40).
+        if (value === undefined || value === "") plan.record = true;
+        else if (/^(0|no|off|false)$/.test(value)) plan.record = false;
+        else if (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0) (plan.record = true), (plan.recordSeconds = Number(value));
+        else plan.warnings.push(`inetboot.record=${value}: expected a number of seconds (or no value); not recording`);
+        break;
+      }
     }
   }
   return plan;

@@ -18,6 +18,8 @@ export interface DaemonConfig {
   deadlineMs?: number;
   /** inetboot.record: record the chunks this boot reads (docs/prefetch.md) */
   record?: boolean;
+  /** inetboot.record=SECONDS: the recording window (default 120 s) */
+  recordWindowMs?: number;
   /** inetboot.log=json: also print prefetch events */
   events?: boolean;
   /** the agent's clock (s) when it started the daemon, so event times line up */
@@ -76,7 +78,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       onPrefetch: (what, st) => cfg.events && print(`prefetch.${what}`, { ...st }),
     });
     if (cfg.record) {
-      if (index) source = recordBoot(source, index, { print, cacheDir: cfg.cacheDir, log: warn });
+      if (index) source = recordBoot(source, index, { print, cacheDir: cfg.cacheDir, log: warn, windowMs: cfg.recordWindowMs });
       else warn("inetboot.record: only a block store can be profiled (not a raw image); not recording");
     }
     await startNbdServer({ source, listen: `unix:${cfg.socket}`, log: () => {} });

@@ -11,7 +11,7 @@ import { isHttpUrl, loadStore, type LoadedStore } from "./open.ts";
 import { extractProfile } from "./profile-console.ts";
 import { profileCachePath } from "./profile-daemon.ts";
 import { loadProfile } from "./profile-load.ts";
-import { decodeProfile, encodeProfile, indexDigest, profileNameFor, ProfileError, sameDigest, toHex, type BootProfile } from "./profile.ts";
+import { decodeProfile, encodeProfile, indexDigest, profileNameFor, profileUntil, ProfileError, sameDigest, toHex, type BootProfile } from "./profile.ts";
 import { HttpPool } from "./fetcher/pool.ts";
 
 const out = (line: string) => process.stdout.write(line + "\n");
@@ -36,6 +36,22 @@ function mustFit(p: BootProfile, index: StoreIndex, what: string, storeSpec: str
     throw new UserError(`${what} was recorded on index ${toHex(p.indexDigest).slice(0, 16)}…, but ${storeSpec} has index ${toHex(want).slice(0, 16)}… (repacked?)`);
 }
 
+/** --until SECONDS, checked before any work: undefined keeps everything. */
+function untilSeconds(until: string | undefined): number | undefined {
+  if (until === undefined) return undefined;
+  const s = Number(until);
+  if (!(until.trim() !== "" && s > 0)) throw new UserError(`--until ${until}: expected a number of seconds after the recording started`);
+  return s;
+}
+
+/** Keeps what the recording boot read within `seconds` (undefined: everything). */
+function cut(p: BootProfile, seconds: number | undefined): BootProfile {
+  if (seconds === undefined) return p;
+  const kept = profileUntil(p, seconds);
+  if (kept.entries.length === 0) throw new UserError(`--until ${seconds}: no chunk was read that early (the first came after ${(p.entries[0]?.ms ?? 0) / 1000} s)`);
+  return kept;
+}
+
 async function publish(p: BootProfile, store: Awaited<ReturnType<typeof localStore>>): Promise<string> {
   const path = join(store.location.dir, profileNameFor(store.location.indexName));
   await writeAtomic(path, encodeProfile(p), true);
@@ -49,8 +65,9 @@ function describe(p: BootProfile, index: StoreIndex | null): string {
 }
 
 /** `profile extract LOG [STORE] [--out FILE]`: the recording in a captured console log. */
-export async function runProfileExtract(log: string, storeSpec: string | undefined, o: { out?: string }): Promise<void> {
+export async function runProfileExtract(log: string, storeSpec: string | undefined, o: { out?: string; until?: string }): Promise<void> {
   if (!storeSpec && !o.out) throw new UserError("say where the profile goes: a STORE directory and/or --out FILE");
+  const until = untilSeconds(o.until);
   const text = log === "-" ? await Bun.stdin.text() : await readFile(log, "utf8").catch((e) => {
     throw new UserError(`${log}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
   });
@@ -61,6 +78,7 @@ export async function runProfileExtract(log: string, storeSpec: string | undefin
     userError(e);
   }
   for (const w of x.warnings) warn(`warning: ${w}`);
+  x.profile = cut(x.profile, until);
   const store = storeSpec ? await localStore(storeSpec) : null;
   if (store) mustFit(x.profile, store.index, `the recording in ${log}`, storeSpec!);
   if (o.out) {
@@ -72,7 +90,8 @@ export async function runProfileExtract(log: string, storeSpec: string | undefin
 }
 
 /** `profile import FILE STORE`: a profile file (or a cache folder holding profiles/) next to STORE's index. */
-export async function runProfileImport(file: string, storeSpec: string): Promise<void> {
+export async function runProfileImport(file: string, storeSpec: string, o: { until?: string } = {}): Promise<void> {
+  const until = untilSeconds(o.until);
   const store = await localStore(storeSpec);
   let path = file;
   const st = await stat(file).catch(() => null);
@@ -91,6 +110,7 @@ export async function runProfileImport(file: string, storeSpec: string): Promise
     userError(e);
   }
   mustFit(p, store.index, path, storeSpec);
+  p = cut(p, until);
   out(await publish(p, store));
   warn(`profile: ${describe(p, store.index)}`);
 }

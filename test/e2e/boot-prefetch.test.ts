@@ -120,8 +120,35 @@ test(
     const late1 = log1.filter((l) => planned.includes(chunkHex(l.path)!) && l.ms > b1.initStarted).length;
     expect(late1).toBeGreaterThan(planned.length / 2);
 
-    // 2. Boot with the profile published.
-    const b2 = await boot("");
+    // --until keeps the chunks first read that early, in order (a bench cuts at its marker).
+    const mid = profile.entries[Math.floor(profile.entries.length / 2)]!.ms;
+    const cutFile = join(tmp, "cut.profile");
+    const xc = Bun.spawnSync([BIN, "profile", "extract", logFile, "--out", cutFile, "--until", String(mid / 1000)], { stdout: "pipe", stderr: "pipe" });
+    expect(xc.exitCode, xc.stderr.toString()).toBe(0);
+    const want = profile.entries.filter((e) => e.ms <= mid);
+    expect(want.length).toBeLessThan(profile.entries.length);
+    expect(decodeProfile(readFileSync(cutFile)).entries).toEqual(want);
+    const badCut = Bun.spawnSync([BIN, "profile", "extract", logFile, "--out", cutFile, "--until", "soon"], { stdout: "pipe", stderr: "pipe" });
+    expect([badCut.exitCode, badCut.stderr.toString().trim().split("\n").length]).toEqual([1, 1]);
+    expect(badCut.stderr.toString()).toContain("--until soon");
+
+    // 2. Boot with the profile published, recording again but only for 2 s (inetboot.record=2).
+    const b2 = await boot("inetboot.record=2");
+    // The daemon's recording ends 2 s after it began: its final profile.recorded event says so.
+    const evs = b2.console.split("\n").flatMap((l) => {
+      const m = /@inetboot (\{.*\})\s*$/.exec(l);
+      try {
+        return m ? [JSON.parse(m[1]!) as { ev: string; t: number; final?: boolean }] : [];
+      } catch {
+        return [];
+      }
+    });
+    const recStart = evs.find((e) => e.ev === "profile.start")!;
+    const recEnd = evs.find((e) => e.ev === "profile.recorded" && e.final)!;
+    expect(recStart).toBeDefined();
+    expect(recEnd).toBeDefined();
+    expect(recEnd.t - recStart.t).toBeGreaterThanOrEqual(1.9);
+    expect(recEnd.t - recStart.t).toBeLessThan(6);
     const log2 = nginx.log().slice(b2.from);
     expect(log2.some((l) => l.path === "/store/index.profile" && l.status === 200)).toBe(true);
     const gets2 = log2.filter((l) => chunkHex(l.path));

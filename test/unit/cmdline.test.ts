@@ -82,6 +82,14 @@ describe("parsePlan", () => {
     const p = parsePlan("quiet -- single foo=bar");
     expect(p.initArgs).toEqual(["single", "foo=bar"]);
   });
+  test("inetboot.record: bare, with a window in seconds, off, or a bad value", () => {
+    expect([parsePlan("inetboot.record").record, parsePlan("inetboot.record").recordSeconds]).toEqual([true, undefined]);
+    expect([parsePlan("inetboot.record=40").record, parsePlan("inetboot.record=40").recordSeconds]).toEqual([true, 40]);
+    expect(parsePlan("inetboot.record=0").record).toBe(false);
+    const bad = parsePlan("inetboot.record=soon");
+    expect([bad.record, bad.warnings]).toEqual([false, ["inetboot.record=soon: expected a number of seconds (or no value); not recording"]]);
+  });
+
   test("inetboot.shell=0 turns it off", () => {
     expect(parsePlan("inetboot.shell=0").shell).toBe(false);
   });

@@ -9,9 +9,10 @@ const extract = defineCommand({
     log: { type: "positional", required: true, description: "captured console log (- for stdin)" },
     store: { type: "positional", required: false, description: "local store directory or NAME.index to publish into" },
     out: { type: "string", description: "also write the profile to this file" },
+    until: { type: "string", description: "keep only chunks first read within SECONDS of the recording's start (e.g. up to a boot marker)" },
   },
-  run: guarded(async (a: { log: string; store?: string; out?: string }) =>
-    (await import("../../store/profile-cli.ts")).runProfileExtract(a.log, a.store, { out: a.out }),
+  run: guarded(async (a: { log: string; store?: string; out?: string; until?: string }) =>
+    (await import("../../store/profile-cli.ts")).runProfileExtract(a.log, a.store, { out: a.out, until: a.until }),
   ),
 });
 
@@ -20,8 +21,11 @@ const importCmd = defineCommand({
   args: {
     file: { type: "positional", required: true, description: "a .profile file, or a cache folder / stick mount point holding profiles/" },
     store: { type: "positional", required: true, description: "local store directory or NAME.index" },
+    until: { type: "string", description: "keep only chunks first read within SECONDS of the recording's start" },
   },
-  run: guarded(async (a: { file: string; store: string }) => (await import("../../store/profile-cli.ts")).runProfileImport(a.file, a.store)),
+  run: guarded(async (a: { file: string; store: string; until?: string }) =>
+    (await import("../../store/profile-cli.ts")).runProfileImport(a.file, a.store, { until: a.until }),
+  ),
 });
 
 const show = defineCommand({
