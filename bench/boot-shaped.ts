@@ -74,16 +74,23 @@ async function publishProfile(port: number, urlPath: string): Promise<string> {
   symlinkSync(join(STORE, "chunks"), join(dir, "chunks"));
   say(`recording a boot profile (inetboot.record) against ${urlPath}`);
   const g = new Guest({ append: `inetboot.root=http://10.0.2.2:${port}${urlPath} inetboot.rootfstype=squashfs inetboot.record`, echo: ECHO });
+  let until: string;
   try {
-    await g.waitText(new RegExp(DEMO_MARKER), 300_000);
+    const m = await g.waitText(new RegExp(`${DEMO_MARKER}.*uptime=([\\d.]+)`), 300_000);
     await Bun.sleep(3000); // the recorder prints its last batch a moment after the reads
+    // Keep what the boot read up to its marker (not the login after it): event times are on the
+    // agent's clock, the marker's on the kernel's.
+    const a = g.event("agent.start"), p = g.event("profile.start");
+    if (!a || !p) throw new Error("the recording boot printed no agent.start / profile.start event");
+    until = (Number(m[1]) - (Number(a.uptime) - a.t + p.t)).toFixed(2);
   } finally {
     g.kill();
     await g.exited;
   }
   const log = join(dir, "..", "record-console.log");
   writeFileSync(log, g.output);
-  run([INETBOOT, "profile", "extract", log, dir], { inheritStderr: true });
+  say(`profile cut at the marker: --until ${until} s after recording began`);
+  run([INETBOOT, "profile", "extract", log, dir, "--until", until], { inheritStderr: true });
   return "/profiled/store/";
 }
 
