@@ -2,11 +2,11 @@
 // QEMU runs inside the namespace. The lease file and busybox's view prove the result.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { withGuest } from "../lib/qemu.ts";
 import { createTapNet, leasesText, serveInNetns, type TapNet } from "../lib/netns.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const MAC = "52:54:00:12:34:77";
 let net: TapNet;
@@ -16,7 +16,7 @@ const digest = createHash("sha256").update(payload).digest("hex");
 
 beforeAll(async () => {
   net = await createTapNet({ mac: MAC, fixedIp: "10.99.0.57", hostname: "ibguest" });
-  const dir = mkdtempSync(join(tmpdir(), "inetboot-www-"));
+  const dir = scratch("inetboot-www-");
   writeFileSync(join(dir, "file.bin"), payload);
   base = await serveInNetns(net, dir);
 });

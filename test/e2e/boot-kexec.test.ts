@@ -3,17 +3,17 @@
 // on its command line) uses the handoff instead of DHCP and boots the busybox root from the store.
 // Then the refusals: each gives an `error` event naming the reason, no kexec, and the shell.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILD, ROOT, kernelPath, withGuest, type Guest } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
 import { startServe, type ServeProcess } from "../lib/servers.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const T = 300_000;
 const BIN = join(BUILD, "inetboot");
-const tmp = mkdtempSync(join(tmpdir(), "inetboot-kexec-"));
+const tmp = scratch("inetboot-kexec-");
 const www = join(tmp, "www");
 const initrd = join(tmp, "initrd-trusted.cpio.zst");
 const devInitrd = join(tmp, "initrd-allow-unsigned.cpio.zst");

@@ -4,8 +4,7 @@
 // the profiled chunks ahead: all of them before the root's init even started reading its data
 // file, in profile order, each once, while the boot still passes its sha256 check.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILD, withGuest } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
@@ -13,10 +12,11 @@ import { run } from "../lib/sh.ts";
 import { decodeIndex, digestAt, isZeroDigest } from "../../src/store/format.ts";
 import { decodeProfile } from "../../src/store/profile.ts";
 import { freePort } from "../lib/servers.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const T = 300_000;
 const BIN = join(BUILD, "inetboot");
-const tmp = mkdtempSync(join(tmpdir(), "inetboot-prefetch-"));
+const tmp = scratch("inetboot-prefetch-");
 const www = join(tmp, "www");
 const store = join(www, "store");
 let root: BusyboxRoot;

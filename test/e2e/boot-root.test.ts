@@ -2,16 +2,16 @@
 // NBD driver. The busybox test root proves it from inside: marker, writable overlay, and the
 // sha256 of a data file read through NBD, the fetcher and the store.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { withGuest, type Guest } from "../lib/qemu.ts";
 import { buildBusyboxRoot, buildKnoppixRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
 import { startNginx, startServe, type Nginx, type ServeProcess } from "../lib/servers.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const T = 240_000;
-const www = mkdtempSync(join(tmpdir(), "inetboot-roots-"));
+const www = scratch("inetboot-roots-");
 const roots: Record<string, BusyboxRoot> = {};
 let serve: ServeProcess;
 let nginx: Nginx;
@@ -31,7 +31,7 @@ beforeAll(async () => {
   writeFileSync(join(www, "junk.img"), new Uint8Array(4 << 20).fill(0x5a));
   pack(join(www, "junk.img"), "junk");
   serve = await startServe(www);
-  nginx = await startNginx(www, mkdtempSync(join(tmpdir(), "inetboot-nginx-")));
+  nginx = await startNginx(www, scratch("inetboot-nginx-"));
 }, T);
 afterAll(async () => {
   await serve?.stop();

@@ -3,9 +3,9 @@
 // source) runs in the other. Results are read back with iproute2 and from dnsmasq's lease file,
 // not from what our code printed. Namespaces are removed even when a test fails.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { scratch } from "../lib/tmp.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
 const BUN = join(REPO, "node_modules/.bin/bun");
@@ -13,7 +13,7 @@ const tag = `${process.pid % 100000}`;
 const SRV = `ibt-srv-${tag}`;
 const CLI = `ibt-dhcp-${tag}`;
 const CLI2 = `ibt-static-${tag}`;
-const tmp = mkdtempSync(join(tmpdir(), "inetboot-dhcp-e2e-"));
+const tmp = scratch("inetboot-dhcp-e2e-");
 let dnsmasq: ReturnType<typeof Bun.spawn> | undefined;
 
 function sh(args: string[], okFail = false): string {

@@ -1,13 +1,13 @@
 // `inetboot initramfs --trust KEY.pub --allow-unsigned`: the keys land at /etc/inetboot/trusted/<id>.pub
 // (read back with GNU cpio) and load with loadTrustedKeys, as the agent will read them.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadTrustedKeys, readPublicKeyFile, unsignedAllowed } from "../../src/manifest/keys.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const ROOT = join(import.meta.dir, "../..");
-const dir = mkdtempSync(join(tmpdir(), "ib-initramfs-trust-"));
+const dir = scratch("ib-initramfs-trust-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function cli(...args: string[]) {

@@ -2,11 +2,11 @@
 // GNU cpio, check determinism and error lines, and boot it with the Debian kernel under QEMU (the
 // kernel must unpack the lz4 or zstd archive and run /init, which runs the dynamically linked /inetboot).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import { appendPadding } from "../../src/boot/handoff.ts";
 import { encodeArchive } from "../../src/initramfs/cpio.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BUN = process.execPath;
@@ -108,7 +108,7 @@ function unpack(img: string, into: string): void {
 }
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "initramfs-e2e-"));
+  dir = scratch("initramfs-e2e-");
   writeFileSync(join(dir, "init.c"), INIT_C);
   init = join(dir, "init");
   const cc = sh(["musl-gcc", "-static", "-O2", "-o", init, join(dir, "init.c")]);

@@ -1,9 +1,9 @@
 // keygen → manifest → sign → manifest --check as a user runs them, plus interop with OpenSSL's
 // Ed25519 in both directions (a signature is plain RFC 8032 over the file's exact bytes).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { scratch } from "../lib/tmp.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 let dir = "";
@@ -33,7 +33,7 @@ const KERNEL = new Uint8Array(4099).map((_, i) => (i * 31) & 0xff);
 const INITRD = new Uint8Array(70001).map((_, i) => (i * 7 + 3) & 0xff);
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "ib-manifest-cli-"));
+  dir = scratch("ib-manifest-cli-");
   writeFileSync(join(dir, "vmlinuz"), KERNEL);
   writeFileSync(join(dir, "initrd.img"), INITRD);
 });

@@ -2,15 +2,15 @@
 // HTTP server, with a state directory standing in for the cache medium. Once version 7 booted,
 // version 6 is refused (reason "rollback"), and the state survives as a file on the medium.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadVerifiedManifest } from "../../src/boot/manifest-boot.ts";
 import { readPublicKey, ManifestError } from "../../src/manifest/index.ts";
 import { ROOT } from "../lib/qemu.ts";
 import { run } from "../lib/sh.ts";
+import { scratch } from "../lib/tmp.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "inetboot-rollback-"));
+const tmp = scratch("inetboot-rollback-");
 const www = join(tmp, "www");
 const state = join(tmp, "stick");
 let server: ReturnType<typeof Bun.serve>;

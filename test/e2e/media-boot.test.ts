@@ -4,14 +4,14 @@
 // view (/proc/cmdline, /sys/class/block, the FAT boot sector) is checked.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildGrubConfig } from "../../src/media/grub-config.ts";
 import { initrdPath, kernelPath, ROOT, withGuest, type Guest } from "../lib/qemu.ts";
 import { need, run } from "../lib/sh.ts";
 import { buildBusyboxRoot } from "../lib/roots.ts";
 import { startServe } from "../lib/servers.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const OVMF = "/usr/share/ovmf/OVMF.fd";
 const T = 300_000;
@@ -32,7 +32,7 @@ function cli(...args: string[]): string {
 beforeAll(() => {
   for (const [t, p] of [["grub-mkrescue", "grub-common"], ["xorriso", "xorriso"], ["mcopy", "mtools"], ["partx", "util-linux"], ["blkid", "util-linux"], ["losetup", "mount"], ["grub-script-check", "grub-common"], ["qemu-system-x86_64", "qemu-system-x86"]] as const)
     need(t, p);
-  dir = mkdtempSync(join(tmpdir(), "inetboot-media-"));
+  dir = scratch("inetboot-media-");
   iso = join(dir, "inetboot.iso");
   img = join(dir, "stick.img");
   expect(cli("iso", "--out", iso, ...MENU, ...APPEND).trim()).toBe(iso);

@@ -3,12 +3,12 @@
 // other a real server. Whatever the mirrors do, nbdcopy gets the image's bytes; with every mirror
 // down the client gets an I/O error, the server stays up and recovers when a mirror returns.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { packImage } from "../../src/store/pack.ts";
 import { FaultServer, type Fault } from "./store-fault-server.ts";
 import { chunkGets, freePort, makeExt4Image, run, sha, shaFile, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const CS = 65536;
 let dir: string, www: string, img: Uint8Array, nginx: Nginx;
@@ -17,7 +17,7 @@ const stops: (() => unknown)[] = [];
 const isChunk = (p: string) => p.includes("/chunks/");
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "nbd-faults-"));
+  dir = scratch("nbd-faults-");
   www = join(dir, "www");
   const imgPath = makeExt4Image(dir, 16, ["/usr/bin/qemu-img", "/usr/bin/nbdkit", "/usr/bin/nbdinfo", "/usr/sbin/nginx"]);
   img = new Uint8Array(readFileSync(imgPath));

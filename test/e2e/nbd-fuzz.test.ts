@@ -3,8 +3,7 @@
 // parsed; each of those must get exactly one well-formed reply (or the connection must close
 // cleanly where the protocol says so). A hang fails through read timeouts.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { RawConn, negotiate, readOptionReply } from "../../src/nbd/client.ts";
 import {
@@ -16,6 +15,7 @@ import {
 } from "../../src/nbd/protocol.ts";
 import { startNbdServer, type NbdServer } from "../../src/nbd/server.ts";
 import { BlockError, type BlockSource } from "../../src/store/source.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const SIZE = 256 * 1024;
 const SEED = Number(process.env.NBD_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -54,7 +54,7 @@ function source(): BlockSource {
 
 let dir: string, server: NbdServer, listen: string;
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "nbd-fuzz-"));
+  dir = scratch("nbd-fuzz-");
   listen = `unix:${join(dir, "s")}`;
   server = await startNbdServer({ source: source(), listen, exportName: "fz" });
 });

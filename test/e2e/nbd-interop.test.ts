@@ -1,13 +1,13 @@
 // Our NBD server against programs nobody here wrote: libnbd's nbdinfo/nbdcopy and QEMU's
 // qemu-img/qemu-io. The image has random data around a real filesystem hole.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from "node:fs";
+import { openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNbdServer, type NbdServer } from "../../src/nbd/server.ts";
 import { openFileSource } from "../../src/nbd/sources/file.ts";
 import type { BlockSource } from "../../src/store/source.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const MiB = 1 << 20;
 let dir: string, img: string, orig: Uint8Array;
@@ -24,7 +24,7 @@ async function run(cmd: string[], timeoutMs = 30_000) {
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "nbd-interop-"));
+  dir = scratch("nbd-interop-");
   img = join(dir, "disk.img");
   // 2 MiB data, 1 MiB never written (a hole), 1 MiB data.
   const fd = openSync(img, "w");

@@ -4,8 +4,7 @@
 // image URLs, --cow, the disk cache (judged from nginx's access log) and opening the store offline
 // from the cache.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, copyFileSync, writeFileSync, readdirSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, copyFileSync, writeFileSync, readdirSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   chunkGets,
@@ -22,6 +21,7 @@ import {
   type Nginx,
   type ServeProcess,
 } from "../lib/servers.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const CS = 65536;
 let dir: string, www: string, store: string, imgPath: string, img: Uint8Array;
@@ -32,7 +32,7 @@ const stops: (() => Promise<unknown>)[] = [];
 let dataChunks: number[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "nbd-store-"));
+  dir = scratch("nbd-store-");
   www = join(dir, "www");
   store = join(www, "store");
   imgPath = makeExt4Image(dir, 24, ["/usr/bin/qemu-img", "/usr/bin/nbdkit", "/usr/bin/nbdinfo", "/usr/sbin/nginx"]);

@@ -2,10 +2,10 @@
 // request with nginx serving the same directory. Also: curl's own resume (-C -) and ETag handling
 // against our server, and our fetcher downloading from nginx.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fetchFile } from "../../src/fetch/index.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BLK = crypto.getRandomValues(new Uint8Array(1_000_000));
@@ -63,7 +63,7 @@ function curl(url: string, ...args: string[]): CurlResult {
 }
 
 beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), "serve-nginx-"));
+  tmp = scratch("serve-nginx-");
   www = join(tmp, "www");
   mkdirSync(join(www, "sub"), { recursive: true });
   writeFileSync(join(www, "blk.bin"), BLK);

@@ -3,17 +3,17 @@
 // chunk files gone from the server still boots: zero chunk downloads. Hard kills in the middle of
 // a cold caching boot never leave a chunk that a later boot uses wrongly.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BUILD, withGuest, Guest, monitorCommand } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
 import { chunkGets, startServe, type ServeProcess } from "../lib/servers.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const T = 300_000;
 const BIN = join(BUILD, "inetboot");
-const tmp = mkdtempSync(join(tmpdir(), "inetboot-usb-"));
+const tmp = scratch("inetboot-usb-");
 const www = join(tmp, "www");
 const blank = join(tmp, "blank.img");
 let serve: ServeProcess;

@@ -1,10 +1,10 @@
 // A network namespace the test creates (and always deletes): a tap device for QEMU, dnsmasq as the
 // DHCP server and a static HTTP server, all inside it. No traffic leaves the namespace.
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ROOT } from "./qemu.ts";
+import { scratch } from "./tmp.ts";
 
 function sh(cmd: string[]) {
   const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
@@ -28,7 +28,7 @@ export async function createTapNet(opts: { subnet?: string; mac: string; fixedIp
   const ns = `ibtest${process.pid % 100000}${Math.floor(Math.random() * 1000)}`;
   const tap = "ibtap0";
   const hostIp = `${subnet}.1`;
-  const dir = mkdtempSync(join(tmpdir(), "inetboot-netns-"));
+  const dir = scratch("inetboot-netns-");
   const exec = ["ip", "netns", "exec", ns];
   sh(["ip", "netns", "add", ns]);
   const procs: Subprocess[] = [];

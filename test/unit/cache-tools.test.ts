@@ -1,8 +1,7 @@
 // Host cache tools on a cache written by the agent's own DiskCache: stats, verify (+ --fix), LRU prune,
 // and the CLI's exit codes.
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "../../src/store/chunk-name.ts";
 import type { ChunkRef } from "../../src/store/chunk.ts";
@@ -13,6 +12,7 @@ import { pickEvictions, pruneCache } from "../../src/cache/prune.ts";
 import { resolveCacheDir, scanCache } from "../../src/cache/scan.ts";
 import { cacheStats } from "../../src/cache/stats.ts";
 import { verifyCache } from "../../src/cache/verify.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const dirs: string[] = [];
@@ -32,7 +32,7 @@ function noise(n: number, seed: number): Uint8Array {
 
 /** A cache dir filled by the real DiskCache (the agent's writer): n chunks of 4 KiB noise. */
 async function makeCache(n: number): Promise<{ dir: string; refs: ChunkRef[] }> {
-  const dir = mkdtempSync(join(tmpdir(), "inetboot-cache-test-"));
+  const dir = scratch("inetboot-cache-test-");
   dirs.push(dir);
   const data = new Map<string, Uint8Array>();
   const refs: ChunkRef[] = [];
@@ -65,7 +65,7 @@ describe("scan and stats", () => {
     expect(s.oldestMs).toBe(t(100).getTime());
     expect(s.newestMs).toBe(t(104).getTime());
 
-    const stick = mkdtempSync(join(tmpdir(), "inetboot-stick-"));
+    const stick = scratch("inetboot-stick-");
     dirs.push(stick);
     mkdirSync(join(stick, "inetboot-cache"));
     expect(resolveCacheDir(stick)).toBe(join(stick, "inetboot-cache"));

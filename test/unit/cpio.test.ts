@@ -1,9 +1,9 @@
 // newc cpio codec: byte vectors, round trips (also at an offset / concatenated), and interop with GNU cpio.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CpioEncoder, concat, decodeArchive, encodeArchive, type CpioEntry } from "../../src/initramfs/cpio.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -129,7 +129,7 @@ describe("GNU cpio interop", () => {
   });
 
   test("cpio -idm extracts identical files, links and modes", () => {
-    const dir = mkdtempSync(join(tmpdir(), "cpio-x-"));
+    const dir = scratch("cpio-x-");
     try {
       const r = run(["cpio", "-idm", "--no-absolute-filenames", "--quiet"], { cwd: dir, stdin: encodeArchive(sample) });
       expect(r.code).toBe(0);
@@ -153,7 +153,7 @@ describe("GNU cpio interop", () => {
   });
 
   test("we decode an archive GNU cpio wrote (-o -H newc)", () => {
-    const dir = mkdtempSync(join(tmpdir(), "cpio-o-"));
+    const dir = scratch("cpio-o-");
     try {
       writeFileSync(join(dir, "f1"), "one");
       writeFileSync(join(dir, "f22"), "twenty-two!");

@@ -1,8 +1,8 @@
 // `inetboot fetch` as a user runs it: a subprocess of the real CLI against a local server.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { scratch } from "../lib/tmp.ts";
 
 const BODY = crypto.getRandomValues(new Uint8Array(300_000));
 const SHA = new Bun.CryptoHasher("sha256").update(BODY).digest("hex");
@@ -12,7 +12,7 @@ let base: string;
 let dir: string;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "fetch-cli-"));
+  dir = scratch("fetch-cli-");
   srv = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,

@@ -1,10 +1,10 @@
 // fetchFile against local servers on 127.0.0.1 that inject faults: retries, stalls, truncation,
 // 4xx, hash mismatch, redirects, refused ports, DNS failure, resume with Range, TLS with a private CA.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { backoffDelay, consoleProgress, FetchError, fetchFile, type FetchProgress } from "../../src/fetch/index.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const FAST = { baseMs: 5, maxMs: 20 };
 
@@ -34,7 +34,7 @@ let base: string;
 let dir: string;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "fetch-test-"));
+  dir = scratch("fetch-test-");
   http = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -287,7 +287,7 @@ describe("HTTPS", () => {
   let tlsSrv: ReturnType<typeof Bun.serve>;
   let certDir: string;
   beforeAll(() => {
-    certDir = mkdtempSync(join(tmpdir(), "fetch-tls-"));
+    certDir = scratch("fetch-tls-");
     const p = Bun.spawnSync([
       "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
       "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem"),

@@ -1,12 +1,12 @@
 // Kernel module tables: names, modules.dep codec and closures, fnmatch/modalias matching, and the
 // .modinfo-derived tables compared with depmod's output on the real Debian kernel tree.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AliasIndex, fnmatch, literalPrefix, parseModulesAlias } from "../../src/kmod/modalias.ts";
 import { applySoftdeps, formatModulesDep, loadOrder, moduleName, parseModulesDep } from "../../src/kmod/modules-dep.ts";
 import { deriveModuleTable, detectKernelVersion, loadKernelModules, readModinfo } from "../../src/kmod/tree.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const KDIR = process.env.INETBOOT_KERNEL_DIR ?? (existsSync("build/kernel/lib/modules") ? "build/kernel" : "/tmp/k/x");
 const KVER = "6.1.0-56-amd64";
@@ -166,7 +166,7 @@ function depmodDir(): string {
 const shippedDir = () => join(shippedRoot, "lib/modules", KVER);
 
 function linkCopy(): string {
-  const root = mkdtempSync(join(tmpdir(), "kmods-"));
+  const root = scratch("kmods-");
   mkdirSync(join(root, "lib/modules"), { recursive: true });
   if (Bun.spawnSync(["cp", "-al", MODDIR, join(root, "lib/modules/")]).exitCode !== 0) {
     // different filesystem: a real copy

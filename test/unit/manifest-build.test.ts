@@ -1,12 +1,12 @@
 // Building manifests from files: sizes and digests computed from the bytes, URLs, expiry specs.
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addEntry, buildEntry, hashFile, newManifest, parseExpires, urlFor } from "../../src/manifest/build.ts";
 import { parseManifest } from "../../src/manifest/schema.ts";
+import { scratch } from "../lib/tmp.ts";
 
-const d = mkdtempSync(join(tmpdir(), "ib-build-"));
+const d = scratch("ib-build-");
 mkdirSync(join(d, "boot"));
 writeFileSync(join(d, "boot", "vmlinuz"), "abc");
 writeFileSync(join(d, "boot", "initrd img"), new Uint8Array(300000).fill(7));

@@ -1,11 +1,11 @@
 // Rollback state: highest version per name, persisted atomically in one JSON file.
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readSeen, recordSeen, SEEN_FILE } from "../../src/manifest/rollback.ts";
+import { scratch } from "../lib/tmp.ts";
 
-const fresh = () => mkdtempSync(join(tmpdir(), "ib-seen-"));
+const fresh = () => scratch("ib-seen-");
 
 describe("rollback state", () => {
   test("nothing seen in a new or missing directory", () => {

@@ -1,7 +1,6 @@
 // Keys, detached signatures and every refusal reason of verifyManifest, on real bytes.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { publicFromSeed, signBytes, verifyBytes } from "../../src/manifest/ed25519.ts";
 import { KeyError, ManifestError, type RefusalReason } from "../../src/manifest/errors.ts";
@@ -11,6 +10,7 @@ import {
 import { signDetached } from "../../src/manifest/sign.ts";
 import { parseSignatures, signaturePathFor } from "../../src/manifest/signature.ts";
 import { verifyDetached, verifyManifest, verifyManifestDetailed } from "../../src/manifest/verify.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -94,7 +94,7 @@ describe("key files", () => {
   });
 
   test("loadTrustedKeys reads *.pub only; a missing dir is no keys; unsignedAllowed reads the switch file", () => {
-    const d = mkdtempSync(join(tmpdir(), "ib-trust-"));
+    const d = scratch("ib-trust-");
     expect(loadTrustedKeys(join(d, "none"))).toEqual([]);
     writeFileSync(join(d, "b.pub"), formatPublicKey(publicKeyOf(other)));
     writeFileSync(join(d, "a.pub"), formatPublicKey(publicKeyOf(signer)));

@@ -1,9 +1,9 @@
 import { expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createCowSource } from "../../src/nbd/cow.ts";
 import type { BlockSource } from "../../src/store/source.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const SIZE = 256 * 1024 + 1000; // not a multiple of the 4 KiB grain
 
@@ -62,7 +62,7 @@ async function exercise(file?: string) {
 test("cow in RAM matches a model and never writes the base", () => exercise());
 
 test("cow in a sparse file matches a model", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "nbd-cow-"));
+  const dir = scratch("nbd-cow-");
   try {
     await exercise(join(dir, "overlay"));
     expect(statSync(join(dir, "overlay")).size).toBe(SIZE);

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { RawConn, negotiate } from "../../src/nbd/client.ts";
 import { decodeChunkHeader, decodeSimpleReply, encodeRequest } from "../../src/nbd/codec.ts";
 import { CMD, NBD_ERR, REPLY_TYPE } from "../../src/nbd/protocol.ts";
 import { startNbdServer, type NbdServer } from "../../src/nbd/server.ts";
 import { BlockError, type BlockSource } from "../../src/store/source.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const SIZE = 1 << 20;
 const data = new Uint8Array(SIZE).map((_, i) => (i * 7 + (i >> 8)) & 0xff);
@@ -31,7 +31,7 @@ let dir: string;
 let ro: NbdServer, rw: NbdServer, holes: NbdServer;
 let rwSource: ReturnType<typeof memSource>;
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "nbd-srv-"));
+  dir = scratch("nbd-srv-");
   ro = await startNbdServer({ source: memSource(true), listen: `unix:${dir}/ro.sock` });
   rwSource = memSource(false);
   rw = await startNbdServer({ source: rwSource, listen: `unix:${dir}/rw.sock`, exportName: "rw" });

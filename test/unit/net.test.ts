@@ -1,8 +1,7 @@
 // Pure parts of interface/route configuration: address math, struct rtentry bytes,
 // /proc/net/route parsing, /sys/class/net reading, resolv.conf/hosts files.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { read } from "bun:ffi";
 import { broadcastOf, classfulPrefix, maskToPrefix, networkOf, parseIPv4, parseMac, prefixToMask } from "../../src/net/addr.ts";
@@ -10,8 +9,9 @@ import { formatAddresses, listInterfaces, readCarrier, readMac, setSysNetDir } f
 import { formatRoutes, parseProcRoute, rtentry } from "../../src/net/route.ts";
 import { writeHosts, writeResolvConf } from "../../src/net/resolv.ts";
 import { cstr, ptr } from "../../src/sys/ffi.ts";
+import { scratch } from "../lib/tmp.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "inetboot-net-"));
+const tmp = scratch("inetboot-net-");
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("addresses", () => {

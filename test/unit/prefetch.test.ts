@@ -1,8 +1,7 @@
 // Prefetcher: profile order, bounded parallelism, demand reads first, lead cap, and the whole
 // path through openSource on a local store (profile next to the index → chunks fetched ahead).
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ChunkRef } from "../../src/store/chunk.ts";
 import type { ChunkLayer } from "../../src/store/fetcher/layer.ts";
@@ -12,6 +11,7 @@ import { packImage } from "../../src/store/pack.ts";
 import { Prefetcher, planFromProfile } from "../../src/store/prefetch.ts";
 import { encodeProfile, indexDigest } from "../../src/store/profile.ts";
 import { readFileSync } from "node:fs";
+import { scratch } from "../lib/tmp.ts";
 
 /** A layer whose gets complete only when the test says so; logs the order of calls. */
 class Gate implements ChunkLayer {
@@ -117,7 +117,7 @@ describe("Prefetcher", () => {
 
 describe("openSource with a profile beside the index", () => {
   test("plans skip zero chunks and duplicate digests; the chunks are read ahead, in order", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "inetboot-pf-"));
+    const dir = scratch("inetboot-pf-");
     const cs = 64 * 1024;
     const img = new Uint8Array(8 * cs);
     for (let i = 0; i < 8; i++) if (i !== 4) img.fill(i === 6 ? 2 : i + 1, i * cs, (i + 1) * cs); // chunk 4 zero, 6 = copy of 1
@@ -146,7 +146,7 @@ describe("openSource with a profile beside the index", () => {
   });
 
   test("a profile of another index is ignored with a warning", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "inetboot-pf-"));
+    const dir = scratch("inetboot-pf-");
     writeFileSync(join(dir, "img"), new Uint8Array(128 * 1024).fill(3));
     await packImage(join(dir, "img"), join(dir, "store"), { chunkSize: 64 * 1024, level: 1 });
     writeFileSync(join(dir, "store/index.profile"), encodeProfile({ indexDigest: new Uint8Array(32), entries: [{ chunk: 0, ms: 0 }] }));

@@ -3,8 +3,7 @@
 // what the boot tests rely on: an executable /sbin/init, busybox applet links, root ownership, and
 // /data/big.bin whose bytes hash to the digest the builder returned.
 import { afterAll, describe, expect, test } from "bun:test";
-import { lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { lstatSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import {
   BIG_PATH,
@@ -18,8 +17,9 @@ import {
 } from "../lib/roots.ts";
 import { moduleLoadOrder } from "../lib/direct-boot.ts";
 import { run, sha256Hex } from "../lib/sh.ts";
+import { scratch } from "../lib/tmp.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "inetboot-roots-"));
+const tmp = scratch("inetboot-roots-");
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Extracts the whole image with the format's own tool. */

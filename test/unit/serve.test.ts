@@ -1,13 +1,13 @@
 // The static server in-process: bodies, HEAD, ranges, validators, refusals, access log; plus the
 // pure Range/conditional helpers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fetchFile } from "../../src/fetch/index.ts";
 import { makeEtag, noneMatch, parseRange } from "../../src/serve/http.ts";
 import { startServer, type RunningServer } from "../../src/serve/server.ts";
 import { safeSegments } from "../../src/serve/resolve.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const BLK = crypto.getRandomValues(new Uint8Array(100_000));
 let tmp: string;
@@ -17,7 +17,7 @@ const get = (p: string, init?: RequestInit) => fetch(s.url + p.replace(/^\//, ""
 const bytes = async (r: Response) => new Uint8Array(await r.arrayBuffer());
 
 beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), "serve-test-"));
+  tmp = scratch("serve-test-");
   const www = join(tmp, "www");
   mkdirSync(join(www, "sub"), { recursive: true });
   writeFileSync(join(www, "blk.bin"), BLK);

@@ -1,10 +1,10 @@
 // Shared fixtures for store tests: a generated image with known structure.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { scratch } from "../lib/tmp.ts";
 
 export function tmp(prefix = "ibstore-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return scratch(prefix);
 }
 
 /** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */

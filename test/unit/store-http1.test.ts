@@ -2,14 +2,14 @@
 // server (exact bytes on the wire: chunked bodies, idle closes, short bodies) and the fault server
 // of the e2e tests; and HttpPool on top of it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
 import { Http1Client } from "../../src/store/fetcher/http1.ts";
 import { HttpPool } from "../../src/store/fetcher/pool.ts";
 import { FaultServer, type Fault } from "../e2e/store-fault-server.ts";
 import { prng } from "./store-fixtures.ts";
+import { scratch } from "../lib/tmp.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const sig = () => AbortSignal.timeout(3000);
@@ -217,7 +217,7 @@ describe("Http1Client: exact bytes on the wire", () => {
 });
 
 describe("HttpPool over the fault server", () => {
-  const root = mkdtempSync(join(tmpdir(), "ibhttp1-"));
+  const root = scratch("ibhttp1-");
   const data = prng(300_000, 11);
   writeFileSync(join(root, "f.bin"), data);
   let faults: Fault[] = [];
