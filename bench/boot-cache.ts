@@ -1,7 +1,10 @@
 // Issue 6: the Debian demo booted from the USB stick (`inetboot usb`: SeaBIOS → GRUB → our kernel
 // and initramfs, the stick attached as usb-storage) twice: the first boot finds an empty
-// inetboot-cache/ and fills it, the second boots warm. Against a local-disk boot of the same
-// squashfs without inetboot (test/lib/direct-boot.ts), measured in the same run.
+// inetboot-cache/ and fills it, the second boots warm. Against two local-disk boots of the same
+// squashfs without inetboot (test/lib/direct-boot.ts's initramfs), measured in the same run:
+//   - QEMU -kernel/-initrd: no firmware at all (the limit);
+//   - as a PC boots its own disk: SeaBIOS → GRUB on a virtio disk (a stick image built by
+//     `inetboot usb --initrd <that initramfs>`) → kernel → the squashfs on a second virtio disk.
 // Printed per boot: time from QEMU start to INETBOOT-DEMO-MARKER, the guest kernel's uptime at the
 // marker (which leaves out SeaBIOS and GRUB loading the kernel and 55 MB initramfs over USB), and
 // chunk bytes served, counted from nginx's access log (whole boot, up to power-off).
@@ -14,7 +17,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEMO_DIR } from "../test/lib/demo-root.ts";
-import { directGuest } from "../test/lib/direct-boot.ts";
+import { buildDirectInitrd, directGuest } from "../test/lib/direct-boot.ts";
 import { BUILD, Guest } from "../test/lib/qemu.ts";
 import { run } from "../test/lib/sh.ts";
 import { freePort } from "../test/lib/servers.ts";
@@ -114,6 +117,10 @@ async function main() {
     const stick = join(work, "stick.img");
     say(`building the stick: ${cmdline}`);
     run([INETBOOT, "usb", "--out", stick, "--size", "512M", "--serial", "--timeout", "0", "--entry", `Debian demo over inetboot|${cmdline}`]);
+    // The local disk as a PC boots it: GRUB and the kernel on one virtio disk, the root on another
+    // (in the lower PCI slot, so the kernel calls it vda, where the reference initramfs looks).
+    const localDisk = join(work, "local-disk.img");
+    run([INETBOOT, "usb", "--out", localDisk, "--size", "512M", "--serial", "--timeout", "0", "--initrd", buildDirectInitrd(), "--entry", "Debian demo, local disk|direct.fstype=squashfs panic=-1"]);
     say(`demo root ${mib(image)}; ${link}; load ${loadBefore}`);
 
     const localBoot = async () => {
@@ -122,12 +129,28 @@ async function main() {
       const t = await markerTime(gl, t0);
       return { ...t, timeline: timeline(gl, t) };
     };
+    const localFirmwareBoot = async () => {
+      const t0 = Date.now();
+      const gl = new Guest({
+        firmware: true, net: ["-nic", "none"], echo: ECHO,
+        // Fixed PCI slots: the root's comes first, so the kernel names it vda.
+        extra: [
+          "-drive", `if=none,id=root,format=raw,readonly=on,file=${root.squashfs}`, "-device", "virtio-blk-pci,drive=root,addr=0x8",
+          "-drive", `if=none,id=boot,format=raw,readonly=on,file=${localDisk}`, "-device", "virtio-blk-pci,drive=boot,addr=0x9,bootindex=0",
+        ],
+      });
+      const t = await markerTime(gl, t0);
+      return { ...t, timeline: timeline(gl, t) };
+    };
     type Local = Awaited<ReturnType<typeof localBoot>>;
-    const rounds: { local: Local; cold: Boot; warm: Boot }[] = [];
+    const rounds: { local: Local; localFw: Local; cold: Boot; warm: Boot }[] = [];
     for (let round = 1; round <= RUNS; round++) {
       say(`round ${round}/${RUNS}: local virtio disk, no inetboot`);
       const local = await localBoot();
       say(`    marker after ${secs(local.ms)}`);
+      say(`round ${round}/${RUNS}: local virtio disk through SeaBIOS + GRUB, no inetboot`);
+      const localFw = await localFirmwareBoot();
+      say(`    marker after ${secs(localFw.ms)}`);
       // A fresh copy of the new stick each round: its inetboot-cache/ is empty.
       const img = join(work, `stick-${round}.img`);
       copyFileSync(stick, img);
@@ -139,16 +162,18 @@ async function main() {
       const warm = await timedBoot(srv, usb, `round${round}-warm`);
       say(`    marker after ${secs(warm.t.ms)}, chunks ${mib(warm.chunkBytes)} in ${warm.chunkRequests} GETs, cache ${warm.cache}`);
       rmSync(img, { force: true });
-      rounds.push({ local, cold, warm });
+      rounds.push({ local, localFw, cold, warm });
     }
 
     // Fastest of the rounds per kind of boot; ratios of those, and per round.
     const fastest = <T extends { ms: number }>(xs: T[]) => xs.reduce((x, y) => (y.ms < x.ms ? y : x));
     const local = fastest(rounds.map((r) => r.local));
+    const localFw = fastest(rounds.map((r) => r.localFw));
     const cold = fastest(rounds.map((r) => ({ ...r.cold, ms: r.cold.t.ms })));
     const warm = fastest(rounds.map((r) => ({ ...r.warm, ms: r.warm.t.ms })));
     const rows: [string, MarkerTime & { timeline: string }, Boot | undefined][] = [
       ["local virtio disk (direct-boot, -kernel)", local, undefined],
+      ["local virtio disk, SeaBIOS + GRUB (as a PC boots its disk)", localFw, undefined],
       ["USB stick, cold cache", { ...cold.t, timeline: cold.timeline }, cold],
       ["USB stick, warm cache", { ...warm.t, timeline: warm.timeline }, warm],
     ];
@@ -160,21 +185,21 @@ async function main() {
       `load average before: ${loadBefore}, after: ${load()}`,
       "",
       table(
-        ["boot", "QEMU start → marker", "× local", "guest uptime at marker", "× local", "chunk GETs to marker / to power-off", "chunk bytes to marker / to power-off", "all bytes served", "cache medium", "guest timeline (kernel uptime)"],
+        ["boot", "QEMU start → marker", "× local", "× local via GRUB", "guest uptime at marker", "× local", "chunk GETs to marker / to power-off", "chunk bytes to marker / to power-off", "all bytes served", "cache medium", "guest timeline (kernel uptime)"],
         rows.map(([name, t, b]) => [
-          name, secs(t.ms), ratio(t.ms, local.ms), `${t.uptime.toFixed(1)} s`, ratio(t.uptime, local.uptime),
+          name, secs(t.ms), ratio(t.ms, local.ms), ratio(t.ms, localFw.ms), `${t.uptime.toFixed(1)} s`, ratio(t.uptime, local.uptime),
           b ? `${b.markerChunkRequests} / ${b.chunkRequests}` : "—", b ? `${mib(b.markerChunkBytes)} / ${mib(b.chunkBytes)}` : "—", b ? mib(b.bytes) : "—", b ? b.cache : "—", t.timeline,
         ]),
-        [false, true, true, true, true, true, true, true, false, false],
+        [false, true, true, true, true, true, true, true, true, false, false],
       ),
       "",
-      `fastest of ${RUNS} rounds per row; every round (local / cold / warm, warm÷local): ${rounds
-        .map((r) => `${secs(r.local.ms)} / ${secs(r.cold.t.ms)} / ${secs(r.warm.t.ms)}, ${ratio(r.warm.t.ms, r.local.ms)}`)
+      `fastest of ${RUNS} rounds per row; every round (local / local via GRUB / cold / warm, warm÷local, warm÷local via GRUB): ${rounds
+        .map((r) => `${secs(r.local.ms)} / ${secs(r.localFw.ms)} / ${secs(r.cold.t.ms)} / ${secs(r.warm.t.ms)}, ${ratio(r.warm.t.ms, r.local.ms)}, ${ratio(r.warm.t.ms, r.localFw.ms)}`)
         .join("; ")}`,
       `agent's cache medium per round (cold/warm): ${rounds.map((r) => `${r.cold.cache} / ${r.warm.cache}`).join("; ")}`,
       `cold boots powered off cleanly: ${rounds.every((r) => r.cold.poweredOff) ? "yes" : "no (killed: part of a cache may be missing)"}`,
       `goal warm boot fetches no chunk bytes: ${warmMarkerGets} chunk GETs up to the marker, ${warmChunkGets} up to power-off, all warm boots → ${warmChunkGets === 0 ? "met" : warmMarkerGets === 0 ? "met up to the marker only" : "NOT met"}`,
-      `goal warm boot ≤ 1.1× local disk: ${ratio(warm.t.ms, local.ms)}× from QEMU start, ${ratio(warm.t.uptime, local.uptime)}× guest uptime → ${warm.t.ms <= 1.1 * local.ms ? "met" : warm.t.uptime <= 1.1 * local.uptime ? "met only without firmware/GRUB time" : "NOT met"}`,
+      `goal warm boot ≤ 1.1× local disk: ${ratio(warm.t.ms, local.ms)}× the -kernel boot, ${ratio(warm.t.ms, localFw.ms)}× the disk booted through SeaBIOS + GRUB, ${ratio(warm.t.uptime, local.uptime)}× guest uptime → ${warm.t.ms <= 1.1 * local.ms ? "met" : warm.t.ms <= 1.1 * localFw.ms ? "met against the disk booted through the firmware" : warm.t.uptime <= 1.1 * local.uptime ? "met only without firmware/GRUB time" : "NOT met"}`,
       "",
     ];
     process.stdout.write(out.join("\n") + "\n");
