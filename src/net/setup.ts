@@ -5,6 +5,7 @@ import { bootLog as consola } from "../sys/console.ts";
 import { emit } from "../agent/events.ts";
 import { UserError } from "../sys/errors.ts";
 import { acquireLease, type DhcpLease } from "./dhcp/client.ts";
+import type { ClasslessRoute } from "./dhcp/options.ts";
 import { udpTransport } from "./dhcp/udp.ts";
 import {
   clearAddress, getAddress, interfaceExists, listInterfaces, pickInterface, readMac, readMtu, setAddress, setMtu, setUp, waitCarrier,
@@ -24,6 +25,8 @@ export interface NetResult {
   hostname: string | null;
   domain: string | null;
   via: "dhcp" | "static" | "handoff";
+  /** DHCP only: the server's classless static routes (option 121), carried by a kexec handoff */
+  routes?: ClasslessRoute[];
   /** DHCP only */
   leaseSeconds?: number;
   serverId?: string;
@@ -72,9 +75,7 @@ export async function setupNetwork(plan: NetPlan, log: NetLogger = consolaLog, o
     return null;
   }
   if (plan.handoff && ip.mode === "dhcp" && interfaceExists(plan.handoff.iface)) {
-    const h = plan.handoff;
-    const res = configureStatic(h.iface, { mode: "static", address: h.address, prefix: h.prefix, gateway: h.gateway ?? undefined, dns: h.dns, ntp: [], hostname: h.hostname ?? undefined } as IpStatic, opts);
-    const out: NetResult = { ...res, domain: h.domain, via: "handoff" };
+    const out = configureHandoff(plan.handoff, log, opts);
     announce(out);
     return out;
   }
@@ -145,6 +146,25 @@ function configureStatic(ifname: string, ip: IpStatic, opts: SetupOptions): NetR
   };
 }
 
+/** Stage 1's configuration, as its DHCP lease left it: MTU, address, classless routes or gateway. */
+function configureHandoff(h: NetResult, log: NetLogger, opts: SetupOptions): NetResult {
+  setUp(h.iface);
+  if (h.mtu && h.mtu !== readMtu(h.iface)) {
+    try {
+      setMtu(h.iface, h.mtu);
+    } catch (e) {
+      log.warn(`network: ignoring the handoff's MTU ${h.mtu}: ${(e as Error).message}`);
+    }
+  }
+  setAddress(h.iface, h.address, h.prefix);
+  addRoutes(h.iface, h.routes ?? [], h.gateway);
+  const root = opts.root ?? "/";
+  writeResolvConf(root, h.dns, h.domain ?? undefined);
+  writeHosts(root, h.hostname ?? undefined, h.address, h.domain ?? undefined);
+  if (h.hostname) setKernelHostname(h.hostname, opts);
+  return { ...h, mtu: readMtu(h.iface), via: "handoff" };
+}
+
 async function dhcpConfigure(ifname: string, wantHostname: string | undefined, log: NetLogger, opts: SetupOptions): Promise<NetResult> {
   const mac = readMac(ifname);
   setUp(ifname);
@@ -175,6 +195,7 @@ async function dhcpConfigure(ifname: string, wantHostname: string | undefined, l
     mtu: readMtu(ifname), hostname: hostname ?? null, domain: lease.domain ?? null, via: "dhcp", serverId: lease.serverId,
   };
   if (lease.leaseSeconds !== undefined) res.leaseSeconds = lease.leaseSeconds;
+  if (lease.routes.length) res.routes = lease.routes;
   return res;
 }
 
@@ -189,11 +210,16 @@ export function applyLease(ifname: string, lease: DhcpLease, log: NetLogger = si
   }
   clearAddress(ifname);
   setAddress(ifname, lease.address, lease.prefix);
-  if (lease.routes.length) {
-    const ordered = [...lease.routes].sort((a, b) => rank(a) - rank(b));
+  addRoutes(ifname, lease.routes, lease.router ?? null);
+}
+
+/** Classless routes when there are any (on-link first, default last), else a default via `router`. */
+function addRoutes(ifname: string, routes: ClasslessRoute[], router: string | null): void {
+  if (routes.length) {
+    const ordered = [...routes].sort((a, b) => rank(a) - rank(b));
     for (const r of ordered) addRoute({ dest: r.dest, prefix: r.prefix, gateway: r.gateway, dev: ifname });
-  } else if (lease.router) {
-    addRoute({ dest: "0.0.0.0", prefix: 0, gateway: lease.router, dev: ifname });
+  } else if (router) {
+    addRoute({ dest: "0.0.0.0", prefix: 0, gateway: router, dev: ifname });
   }
 }
 function rank(r: { prefix: number; gateway: string }): number {

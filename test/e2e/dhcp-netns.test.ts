@@ -13,6 +13,7 @@ const tag = `${process.pid % 100000}`;
 const SRV = `ibt-srv-${tag}`;
 const CLI = `ibt-dhcp-${tag}`;
 const CLI2 = `ibt-static-${tag}`;
+const CLI3 = `ibt-handoff-${tag}`;
 const tmp = scratch("inetboot-dhcp-e2e-");
 let dnsmasq: ReturnType<typeof Bun.spawn> | undefined;
 
@@ -28,7 +29,7 @@ function cleanup() {
     dnsmasq.kill();
     dnsmasq = undefined;
   }
-  for (const ns of [SRV, CLI, CLI2]) sh(["ip", "netns", "del", ns], true);
+  for (const ns of [SRV, CLI, CLI2, CLI3]) sh(["ip", "netns", "del", ns], true);
 }
 
 // The client side: our setupNetwork/dhcpOnce, run inside the client namespace.
@@ -43,11 +44,13 @@ if (mode === "show") {
 }
 const log = { info: (m) => console.error(m), warn: (m) => console.error("warn: " + m) };
 const opts = { root, carrierWaitMs: 3000, dhcpTimeoutMs: 20000 };
-const r = mode === "once" ? await dhcpOnce(arg, log, opts) : await setupNetwork({ ip: parseIpParam(arg), nodhcp: false }, log, opts);
+const r = mode === "once" ? await dhcpOnce(arg, log, opts)
+  : mode === "handoff" ? await setupNetwork({ ip: parseIpParam("dhcp"), nodhcp: false, handoff: JSON.parse(arg) }, log, opts)
+  : await setupNetwork({ ip: parseIpParam(arg), nodhcp: false }, log, opts);
 console.log(JSON.stringify(r));
 `;
 
-async function runClient(ns: string, mode: "setup" | "once" | "show", arg: string, root: string) {
+async function runClient(ns: string, mode: "setup" | "once" | "show" | "handoff", arg: string, root: string) {
   const p = Bun.spawn(["ip", "netns", "exec", ns, BUN, join(tmp, "client.ts"), mode, arg, root], { stdout: "pipe", stderr: "pipe", cwd: tmp });
   const timer = setTimeout(() => p.kill(), 40_000);
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
@@ -101,10 +104,14 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
+/** What the DHCP test's setupNetwork returned: the handoff a kexec would carry to stage 2. */
+let leased: { routes?: unknown[]; mtu: number } | undefined;
+
 test("DHCP against dnsmasq: address, routes, MTU, resolv.conf", async () => {
   const root = join(tmp, "root-dhcp");
   mkdirSync(root);
-  await runClient(CLI, "setup", "dhcp", root); // no device named: interface choice must find vc
+  const first = await runClient(CLI, "setup", "dhcp", root); // no device named: interface choice must find vc
+  leased = JSON.parse(first.out.trim().split("\n").pop()!);
 
   const addr = ipIn(CLI, "-4", "-o", "addr", "show", "dev", "vc");
   const m = /inet (203\.0\.113\.(\d+))\/24 brd 203\.0\.113\.255/.exec(addr);
@@ -160,6 +167,23 @@ test("static ip=: address, default route, resolv.conf and hosts", async () => {
   const mac = sh(["ip", "netns", "exec", CLI2, "cat", "/sys/class/net/vc/address"]).trim();
   expect(existsSync(join(tmp, "leases")) ? readFileSync(join(tmp, "leases"), "utf8") : "").not.toContain(mac);
 }, 60_000);
+
+test("kexec handoff: stage 2 puts stage 1's lease back without DHCP, classless routes and MTU included", async () => {
+  expect(leased?.routes?.length).toBe(2);
+  // An isolated namespace: vc's peer leads nowhere, so a DHCP attempt could only time out.
+  sh(["ip", "netns", "add", CLI3]);
+  ipIn(CLI3, "link", "add", "vc", "type", "veth", "peer", "name", "vp");
+  ipIn(CLI3, "link", "set", "vp", "up");
+  const root = join(tmp, "root-handoff");
+  mkdirSync(root);
+  const { out } = await runClient(CLI3, "handoff", JSON.stringify(leased), root);
+  expect(JSON.parse(out.trim().split("\n").pop()!).via).toBe("handoff");
+  const routes = ipIn(CLI3, "-4", "route", "show");
+  expect(routes).toMatch(/^default via 203\.0\.113\.1 dev vc/m);
+  expect(routes).toMatch(/^198\.51\.100\.0\/24 via 203\.0\.113\.254 dev vc/m);
+  expect(ipIn(CLI3, "link", "show", "dev", "vc")).toMatch(/\bmtu 1400\b/);
+  expect(readFileSync(join(root, "etc/resolv.conf"), "utf8")).toContain("search example.test\nnameserver 203.0.113.53\n");
+}, 30_000);
 
 test("ip= naming a missing device fails with one line", async () => {
   const err = await runClient(CLI2, "setup", ":::::eth7:dhcp", join(tmp, "root-static")).catch((e) => e as Error);
