@@ -1,7 +1,8 @@
 /*
  * /init: the tiny static pre-init. The kernel starts /init with nothing mounted, and a Bun
  * standalone executable aborts without /proc ("no /proc/self/exe available"), so this mounts
- * /proc, /sys and devtmpfs on /dev, then execs /inetboot with the same argv and environment.
+ * /proc, /sys and devtmpfs on /dev, then execs /inetboot with the same argv and environment, plus
+ * BUN_JSC_useDFGJIT=0 (see below).
  * If that fails it says why and halts: returning from init would panic the kernel.
  * Raw syscalls, no libc: the binary stays a few KB.
  */
@@ -51,6 +52,21 @@ static void halt(void) {
 	for (;;) sys6(SYS_pause, 0, 0, 0, 0, 0);
 }
 
+static int starts_with(const char *s, const char *p) {
+	while (*p) if (*s++ != *p++) return 0;
+	return 1;
+}
+
+/*
+ * JavaScriptCore's optimizing JIT (DFG) compiles hot functions on helper threads. The agent and
+ * the NBD daemon spend their time in native code (zstd, SHA-256, syscalls), so the compiles buy
+ * nothing back: with them off, throughput of `inetboot nbd` is unchanged (host: 1.2 GB/s warm,
+ * 0.8 GB/s cold either way), while a boot under QEMU/TCG reaches its marker 0.5-1 s sooner
+ * (bench/README.md). BUN_JSC_useDFGJIT=1 on the kernel command line turns it back on.
+ */
+#define JIT_OPTION "BUN_JSC_useDFGJIT="
+#define MAX_ENV 256
+
 int main(int argc, char **argv, char **envp) {
 	(void)argc;
 	mount_one("proc", "/proc", "proc");
@@ -63,7 +79,15 @@ int main(int argc, char **argv, char **envp) {
 	}
 	const char *agent = "/inetboot";
 	argv[0] = (char *)agent;
-	long r = sys3(SYS_execve, agent, argv, envp);
+	char *env[MAX_ENV + 2];
+	int n = 0, have_jit = 0;
+	for (; envp[n] && n < MAX_ENV; n++) {
+		env[n] = envp[n];
+		if (starts_with(envp[n], JIT_OPTION)) have_jit = 1;
+	}
+	if (!have_jit) env[n++] = (char *)JIT_OPTION "0";
+	env[n] = 0;
+	long r = sys3(SYS_execve, agent, argv, env);
 	say("init: execve(/inetboot) failed: errno ");
 	say_num(r);
 	say(r == -2 ? " (ENOENT: missing file or its ELF interpreter/libraries)\n" : "\n");

@@ -54,6 +54,8 @@ describe("boot in QEMU with user networking", () => {
         expect(await g.shell("frobnicate")).toContain("unknown command");
         expect(await g.shell("cat /nonexistent")).toMatch(/ENOENT|no such file/i);
         expect(await g.shell("lsmod")).toMatch(/^virtio_net /m);
+        // /init gave the agent (PID 1) its JIT setting: the kernel's record of its environment.
+        expect(await g.shell("sh -c 'grep -a -o BUN_JSC_useDFGJIT=. /proc/1/environ'")).toContain("BUN_JSC_useDFGJIT=0");
         // Module parameters from the kernel command line (as modprobe applies them), and the
         // agent's own default for usb_storage: the kernel's view in /sys/module.
         await g.shell("modprobe nbd");

@@ -4,7 +4,9 @@
 //   INETBOOT-ROOT-MARKER fstype=<image fs> root=<fs of / as mounted> pid=<pid>
 //   OVERLAY-OK            (a file written to / reads back: the read-only store has a writable overlay)
 //   BIG-SHA256 <hex>      (sha256 of /data/big.bin read through the whole block path)
-//   NBD-DAEMON nice=<n>   (for each @inetboot-nbd process: it outlived switch_root, and its priority)
+//   NBD-DAEMON nice=<n> BUN_JSC_useDFGJIT=<0|1>
+//                         (for each @inetboot-nbd process: it outlived switch_root, its priority
+//                         and its JIT setting, from /proc)
 //   ROOT-DONE             and then it powers off (only when it is PID 1).
 // Images are cached under build/roots/ named by a hash of everything that goes into them.
 import { createCipheriv, createHash } from "node:crypto";
@@ -73,7 +75,7 @@ if echo "$want" > /root/written.txt && [ "$(cat /root/written.txt)" = "$want" ];
 else say "OVERLAY-FAIL"; fi
 say "BIG-SHA256 $(sha256sum ${BIG_PATH} | cut -d' ' -f1)"
 for p in /proc/[0-9]*; do
-  case "$(tr '\\000' ' ' < $p/cmdline 2>/dev/null)" in "@inetboot-nbd"*) say "NBD-DAEMON nice=$(cut -d' ' -f19 $p/stat)";; esac
+  case "$(tr '\\000' ' ' < $p/cmdline 2>/dev/null)" in "@inetboot-nbd"*) say "NBD-DAEMON nice=$(cut -d' ' -f19 $p/stat) $(grep -a -o 'BUN_JSC_useDFGJIT=.' $p/environ)";; esac
 done
 say ROOT-DONE
 if [ $$ = 1 ]; then sync; exec busybox poweroff -f; fi
