@@ -2,7 +2,7 @@
  * /init: the tiny static pre-init. The kernel starts /init with nothing mounted, and a Bun
  * standalone executable aborts without /proc ("no /proc/self/exe available"), so this mounts
  * /proc, /sys and devtmpfs on /dev, then execs /inetboot with the same argv and environment, plus
- * BUN_JSC_useDFGJIT=0 (see below).
+ * two JavaScriptCore options (see jsc_defaults).
  * If that fails it says why and halts: returning from init would panic the kernel.
  * Raw syscalls, no libc: the binary stays a few KB.
  */
@@ -52,20 +52,25 @@ static void halt(void) {
 	for (;;) sys6(SYS_pause, 0, 0, 0, 0, 0);
 }
 
-static int starts_with(const char *s, const char *p) {
-	while (*p) if (*s++ != *p++) return 0;
-	return 1;
-}
-
 /*
- * JavaScriptCore's optimizing JIT (DFG) compiles hot functions on helper threads. The agent and
- * the NBD daemon spend their time in native code (zstd, SHA-256, syscalls), so the compiles buy
- * nothing back: with them off, throughput of `inetboot nbd` is unchanged (host: 1.2 GB/s warm,
- * 0.8 GB/s cold either way), while a boot under QEMU/TCG reaches its marker 0.5-1 s sooner
- * (bench/README.md). BUN_JSC_useDFGJIT=1 on the kernel command line turns it back on.
+ * JavaScriptCore options for the agent and, inherited, the NBD daemon; a setting of the same name on
+ * the kernel command line wins (BUN_JSC_useDFGJIT=1 turns the optimizing JIT back on).
+ * - useDFGJIT=0: the optimizing JIT compiles hot functions on helper threads, but these processes
+ *   spend their time in native code (zstd, SHA-256, syscalls): with it off, `inetboot nbd` moves as
+ *   many bytes (host: 1.2 GB/s warm, 0.8 GB/s cold either way) and a boot under QEMU/TCG reaches
+ *   its marker 0.5-1 s sooner (bench/README.md).
+ * - useConcurrentJIT=0: the baseline JIT compiles on the thread that needs the code instead of a
+ *   helper it then waits for; on one CPU the agent reaches switch_root ~0.3 s sooner.
  */
-#define JIT_OPTION "BUN_JSC_useDFGJIT="
+static const char *const jsc_defaults[] = { "BUN_JSC_useDFGJIT=0", "BUN_JSC_useConcurrentJIT=0" };
+#define N_DEFAULTS (sizeof jsc_defaults / sizeof jsc_defaults[0])
 #define MAX_ENV 256
+
+/* Does `env` set the variable that `def` ("NAME=value") names? */
+static int same_name(const char *env, const char *def) {
+	while (*def && *def != '=' && *env == *def) env++, def++;
+	return *def == '=' && *env == '=';
+}
 
 int main(int argc, char **argv, char **envp) {
 	(void)argc;
@@ -79,13 +84,13 @@ int main(int argc, char **argv, char **envp) {
 	}
 	const char *agent = "/inetboot";
 	argv[0] = (char *)agent;
-	char *env[MAX_ENV + 2];
-	int n = 0, have_jit = 0;
-	for (; envp[n] && n < MAX_ENV; n++) {
-		env[n] = envp[n];
-		if (starts_with(envp[n], JIT_OPTION)) have_jit = 1;
+	char *env[MAX_ENV + N_DEFAULTS + 1];
+	unsigned n = 0;
+	for (; envp[n] && n < MAX_ENV; n++) env[n] = envp[n];
+	for (unsigned d = 0, e, given = n; d < N_DEFAULTS; d++) {
+		for (e = 0; e < given && !same_name(env[e], jsc_defaults[d]); e++) {}
+		if (e == given) env[n++] = (char *)jsc_defaults[d];
 	}
-	if (!have_jit) env[n++] = (char *)JIT_OPTION "0";
 	env[n] = 0;
 	long r = sys3(SYS_execve, agent, argv, env);
 	say("init: execve(/inetboot) failed: errno ");

@@ -55,7 +55,9 @@ describe("boot in QEMU with user networking", () => {
         expect(await g.shell("cat /nonexistent")).toMatch(/ENOENT|no such file/i);
         expect(await g.shell("lsmod")).toMatch(/^virtio_net /m);
         // /init gave the agent (PID 1) its JIT setting: the kernel's record of its environment.
-        expect(await g.shell("sh -c 'grep -a -o BUN_JSC_useDFGJIT=. /proc/1/environ'")).toContain("BUN_JSC_useDFGJIT=0");
+        const jsc = await g.shell(`sh -c 'tr "\\\\000" "\\\\n" < /proc/1/environ'`);
+        expect(jsc).toContain("BUN_JSC_useDFGJIT=0");
+        expect(jsc).toContain("BUN_JSC_useConcurrentJIT=0");
         // Module parameters from the kernel command line (as modprobe applies them), and the
         // agent's own default for usb_storage: the kernel's view in /sys/module.
         await g.shell("modprobe nbd");

@@ -75,7 +75,7 @@ if echo "$want" > /root/written.txt && [ "$(cat /root/written.txt)" = "$want" ];
 else say "OVERLAY-FAIL"; fi
 say "BIG-SHA256 $(sha256sum ${BIG_PATH} | cut -d' ' -f1)"
 for p in /proc/[0-9]*; do
-  case "$(tr '\\000' ' ' < $p/cmdline 2>/dev/null)" in "@inetboot-nbd"*) say "NBD-DAEMON nice=$(cut -d' ' -f19 $p/stat) $(grep -a -o 'BUN_JSC_useDFGJIT=.' $p/environ)";; esac
+  case "$(tr '\\000' ' ' < $p/cmdline 2>/dev/null)" in "@inetboot-nbd"*) say "NBD-DAEMON nice=$(cut -d' ' -f19 $p/stat) $(tr '\\000' '\\n' < $p/environ | grep '^BUN_JSC_useDFGJIT=')";; esac
 done
 say ROOT-DONE
 if [ $$ = 1 ]; then sync; exec busybox poweroff -f; fi
