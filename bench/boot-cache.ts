@@ -68,7 +68,7 @@ async function timedBoot(srv: NginxServer, mk: () => Guest, name: string): Promi
   const g = mk();
   const forget = atExit(() => g.kill());
   try {
-    const m = await g.waitText(/INETBOOT-DEMO-MARKER.*uptime=([\d.]+)/, 300_000);
+    const m = await g.waitText(/INETBOOT-DEMO-MARKER.*uptime=([\d.]+)\s/, 300_000);
     const t: MarkerTime = { ms: Date.now() - t0, uptime: Number(m[1]) };
     const atMarker = tally(srv.log().slice(before));
     let poweredOff = false;

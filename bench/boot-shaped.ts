@@ -76,7 +76,7 @@ async function publishProfile(port: number, urlPath: string): Promise<string> {
   const g = new Guest({ append: `inetboot.root=http://10.0.2.2:${port}${urlPath} inetboot.rootfstype=squashfs inetboot.record`, echo: ECHO });
   let until: string;
   try {
-    const m = await g.waitText(new RegExp(`${DEMO_MARKER}.*uptime=([\\d.]+)`), 300_000);
+    const m = await g.waitText(new RegExp(`${DEMO_MARKER}.*uptime=([\\d.]+)\\s`), 300_000);
     await Bun.sleep(3000); // the recorder prints its last batch a moment after the reads
     // Keep what the boot read up to its marker (not the login after it): event times are on the
     // agent's clock, the marker's on the kernel's.

@@ -107,7 +107,7 @@ function qemuArgs(append: string, serial: string): string[] {
 
 /** Waits for the marker and the autologin, then powers off from the shell. Returns timings. */
 async function drive(g: Guest, t0: number) {
-  const m = await g.waitText(new RegExp(`${DEMO_MARKER}.*`), MARKER_TIMEOUT_MS);
+  const m = await g.waitText(new RegExp(`${DEMO_MARKER}.*uptime=[\\d.]+\\s`), MARKER_TIMEOUT_MS);
   const tMarker = Date.now() - t0;
   const uptime = m[0].match(/uptime=([\d.]+)/)?.[1];
   await g.waitText(new RegExp(`${DEMO_HOSTNAME} login:`), 120_000);

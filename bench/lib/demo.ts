@@ -42,7 +42,7 @@ export interface MarkerTime {
 export async function markerTime(g: Guest, t0: number, timeoutMs = 300_000, after?: (g: Guest) => Promise<void>): Promise<MarkerTime> {
   const forget = atExit(() => g.kill());
   try {
-    const m = await g.waitText(new RegExp(`${DEMO_MARKER}.*uptime=([\\d.]+)`), timeoutMs);
+    const m = await g.waitText(new RegExp(`${DEMO_MARKER}.*uptime=([\\d.]+)\\s`), timeoutMs);
     const ms = Date.now() - t0;
     await after?.(g);
     return { ms, uptime: Number(m[1]) };
