@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { DEMO_DIR, DEMO_MARKER } from "../test/lib/demo-root.ts";
 import { BUILD, Guest } from "../test/lib/qemu.ts";
 import { freePort } from "../test/lib/servers.ts";
-import { startDelayProxy } from "./lib/delay-proxy.ts";
+import { startDelayProxy } from "../test/lib/delay-proxy.ts";
 import { startNginxAt, type NginxServer } from "./lib/nginx.ts";
 
 const argv = process.argv.slice(2);

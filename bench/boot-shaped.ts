@@ -22,7 +22,7 @@ import { directGuest } from "../test/lib/direct-boot.ts";
 import { Guest } from "../test/lib/qemu.ts";
 import { freePort } from "../test/lib/servers.ts";
 import { run } from "../test/lib/sh.ts";
-import type { DelayProxy } from "./lib/delay-proxy.ts";
+import type { DelayProxy } from "../test/lib/delay-proxy.ts";
 import { startShapedStore, type ShapedStore } from "./lib/shaped-link.ts";
 import { demoStore, INETBOOT, STORE, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, type MarkerTime } from "./lib/demo.ts";
 import { atExit } from "./lib/cleanup.ts";

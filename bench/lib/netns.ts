@@ -1,5 +1,5 @@
 // A network namespace reached from the host through a veth pair whose two ends are shaped with tbf
-// (token bucket: bandwidth only; this kernel has no sch_netem, so delay comes from delay-proxy.ts).
+// (token bucket: bandwidth only; this kernel has no sch_netem, so delay comes from test/lib/delay-proxy.ts).
 // Servers run inside with `exec`; the host reaches them at `nsIp`. The namespace (and with it the
 // veth pair) is deleted by stop(), on SIGINT/SIGTERM and at process exit, whatever happened.
 import type { Subprocess } from "bun";

@@ -1,7 +1,7 @@
 // The slow, far store of the boot benches: nginx serving `root` inside a network namespace behind
 // tbf (netns.ts), reached through a user-space proxy on the host's 127.0.0.1 that adds the round
-// trip (delay-proxy.ts). QEMU's user networking maps the guest's 10.0.2.2:port to that proxy.
-import { startDelayProxy, type DelayProxy } from "./delay-proxy.ts";
+// trip (test/lib/delay-proxy.ts). QEMU's user networking maps the guest's 10.0.2.2:port to that proxy.
+import { startDelayProxy, type DelayProxy } from "../../test/lib/delay-proxy.ts";
 import { createShapedNetns, type ShapedNetns } from "./netns.ts";
 import { startNginxAt, type NginxServer } from "./nginx.ts";
 

@@ -9,6 +9,7 @@ import { packImage } from "../../src/store/pack.ts";
 import { FaultServer, type Fault } from "./store-fault-server.ts";
 import { chunkGets, freePort, makeExt4Image, run, sha, shaFile, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
 import { scratch } from "../lib/tmp.ts";
+import { startDelayProxy } from "../lib/delay-proxy.ts";
 
 const CS = 65536;
 let dir: string, www: string, img: Uint8Array, nginx: Nginx;
@@ -38,6 +39,17 @@ function faulty(faultFor: (k: number, path: string) => Fault, port?: number): Fa
   return s;
 }
 
+/**
+ * nginx's store URL through a 10 ms round trip: the fault server (no delay) then ranks first
+ * whenever it is out of its penalty box, so it does serve its faults. With both on loopback,
+ * which one ranked first was down to timing.
+ */
+function slowNginx(): string {
+  const slow = startDelayProxy({ upstreamHost: "127.0.0.1", upstreamPort: Number(new URL(nginx.url).port), oneWayMs: 5 });
+  stops.push(() => slow.stop());
+  return `http://127.0.0.1:${slow.port}/store/`;
+}
+
 async function copySha(uri: string) {
   const out = join(dir, `copy-${Math.random().toString(36).slice(2)}.img`);
   const r = await run(["nbdcopy", uri, out], 40_000);
@@ -50,7 +62,7 @@ describe("inetboot nbd with --mirror and a faulty mirror", () => {
   test("500s, stalls, truncation, flipped bytes, dropped connections: nbdcopy identical", async () => {
     const cycle: Fault[] = ["500", "ok", "truncate", "flip", "ok", "stall", "close", "ok", "flip"];
     const bad = faulty((k, p) => (isChunk(p) ? cycle[k % cycle.length]! : "ok"));
-    const nbd = await startNbd(bad.url + "store/", ["--mirror", nginx.url + "store/", "--listen", `unix:${join(dir, "f.sock")}`, "--timeout", "6"]);
+    const nbd = await startNbd(bad.url + "store/", ["--mirror", slowNginx(), "--listen", `unix:${join(dir, "f.sock")}`, "--timeout", "6"]);
     stops.push(() => nbd.stop());
     const before = chunkGets(nginx.lines()).length;
     const r = await copySha(nbd.uri);
@@ -73,7 +85,7 @@ describe("inetboot nbd with --mirror and a faulty mirror", () => {
       }
       return "ok";
     });
-    const nbd = await startNbd(dying.url + "store/", ["--mirror", nginx.url + "store/", "--listen", `unix:${join(dir, "k.sock")}`, "--timeout", "6"]);
+    const nbd = await startNbd(dying.url + "store/", ["--mirror", slowNginx(), "--listen", `unix:${join(dir, "k.sock")}`, "--timeout", "6"]);
     stops.push(() => nbd.stop());
     const before = chunkGets(nginx.lines()).length;
     const r = await copySha(nbd.uri);
