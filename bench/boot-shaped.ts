@@ -24,7 +24,7 @@ import { freePort } from "../test/lib/servers.ts";
 import { run } from "../test/lib/sh.ts";
 import type { DelayProxy } from "../test/lib/delay-proxy.ts";
 import { startShapedStore, type ShapedStore } from "./lib/shaped-link.ts";
-import { demoStore, INETBOOT, STORE, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, type MarkerTime } from "./lib/demo.ts";
+import { demoStore, INETBOOT, STORE, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, eventUptime, type MarkerTime } from "./lib/demo.ts";
 import { atExit } from "./lib/cleanup.ts";
 import { startNginxAt, tally, type NginxServer } from "./lib/nginx.ts";
 import { ramGuest } from "./lib/ram-boot.ts";
@@ -80,9 +80,9 @@ async function publishProfile(port: number, urlPath: string): Promise<string> {
     await Bun.sleep(3000); // the recorder prints its last batch a moment after the reads
     // Keep what the boot read up to its marker (not the login after it): event times are on the
     // agent's clock, the marker's on the kernel's.
-    const a = g.event("agent.start"), p = g.event("profile.start");
-    if (!a || !p) throw new Error("the recording boot printed no agent.start / profile.start event");
-    until = (Number(m[1]) - (Number(a.uptime) - a.t + p.t)).toFixed(2);
+    const recStart = eventUptime(g, "profile.start");
+    if (recStart === undefined) throw new Error("the recording boot printed no agent.start / profile.start event");
+    until = (Number(m[1]) - recStart).toFixed(2);
   } finally {
     g.kill();
     await g.exited;

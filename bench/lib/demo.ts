@@ -64,23 +64,27 @@ export function table(head: string[], rows: (string | number)[][], right = head.
 
 export const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "—");
 
+/** Kernel uptime (s) at an agent or daemon event: their `t` runs on the agent's clock, and
+ *  agent.start says what the kernel's uptime was when that clock started. */
+export function eventUptime(g: Guest, name: string): number | undefined {
+  const start = g.event("agent.start");
+  const e = g.event(name);
+  if (!start || typeof start.uptime !== "number" || !e) return undefined;
+  return start.uptime - start.t + e.t;
+}
+
 /**
  * Where the guest's time went, from its console: kernel start → /init (kernel log timestamp), →
  * the agent's switch_root (its events carry the kernel uptime at agent start), → the marker.
  */
 export function timeline(g: Guest, t: MarkerTime): string {
   const init = g.output.match(/\[\s*([\d.]+)\] Run \/init as init process/);
-  const start = g.event("agent.start");
-  const sw = g.event("switch_root");
+  const agentUp = eventUptime(g, "agent.start");
+  const swUp = eventUptime(g, "switch_root");
   const parts: string[] = [];
   if (init) parts.push(`/init ${Number(init[1]).toFixed(1)}`);
-  if (start && typeof start.uptime === "number") {
-    parts.push(`agent ${start.uptime.toFixed(1)}`);
-    if (sw) {
-      const swUp = start.uptime - start.t + sw.t;
-      parts.push(`switch_root ${swUp.toFixed(1)}`);
-    }
-  }
+  if (agentUp !== undefined) parts.push(`agent ${agentUp.toFixed(1)}`);
+  if (swUp !== undefined) parts.push(`switch_root ${swUp.toFixed(1)}`);
   const ram = g.output.match(/RAM-INIT-FETCHED bytes=\d+ uptime=([\d.]+)/);
   if (ram) parts.push(`fetched ${Number(ram[1]).toFixed(1)}`);
   parts.push(`marker ${t.uptime.toFixed(1)}`);

@@ -45,8 +45,8 @@ async function mountImage(dev: string, dir: string, wanted: string | undefined, 
 async function startDaemon(cfg: DaemonConfig, timeoutMs = 90_000): Promise<void> {
   const p = Bun.spawn([process.execPath], {
     argv0: "@inetboot-nbd",
-    // The agent's JSC options (initramfs/init.c says why), also when the agent was started otherwise.
-    env: { BUN_JSC_useDFGJIT: "0", BUN_JSC_useConcurrentJIT: "0", ...process.env, INETBOOT_ROLE: DAEMON_ROLE, INETBOOT_NBD: JSON.stringify(cfg) },
+    // process.env carries the JSC options /init gave the agent (initramfs/init.c says why).
+    env: { ...process.env, INETBOOT_ROLE: DAEMON_ROLE, INETBOOT_NBD: JSON.stringify(cfg) },
     stdio: ["ignore", "inherit", "inherit"],
   });
   trackChild(p.pid);

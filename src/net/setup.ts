@@ -136,10 +136,7 @@ function configureStatic(ifname: string, ip: IpStatic, opts: SetupOptions): NetR
   setUp(ifname);
   setAddress(ifname, ip.address, ip.prefix);
   if (ip.gateway) addRoute({ dest: "0.0.0.0", prefix: 0, gateway: ip.gateway, dev: ifname });
-  const root = opts.root ?? "/";
-  writeResolvConf(root, ip.dns);
-  writeHosts(root, ip.hostname, ip.address);
-  if (ip.hostname) setKernelHostname(ip.hostname, opts);
+  writeNames(opts, { dns: ip.dns, hostname: ip.hostname, address: ip.address });
   return {
     iface: ifname, address: ip.address, prefix: ip.prefix, gateway: ip.gateway ?? null, dns: ip.dns, mtu: readMtu(ifname),
     hostname: ip.hostname ?? null, domain: null, via: "static",
@@ -149,19 +146,8 @@ function configureStatic(ifname: string, ip: IpStatic, opts: SetupOptions): NetR
 /** Stage 1's configuration, as its DHCP lease left it: MTU, address, classless routes or gateway. */
 function configureHandoff(h: NetResult, log: NetLogger, opts: SetupOptions): NetResult {
   setUp(h.iface);
-  if (h.mtu && h.mtu !== readMtu(h.iface)) {
-    try {
-      setMtu(h.iface, h.mtu);
-    } catch (e) {
-      log.warn(`network: ignoring the handoff's MTU ${h.mtu}: ${(e as Error).message}`);
-    }
-  }
-  setAddress(h.iface, h.address, h.prefix);
-  addRoutes(h.iface, h.routes ?? [], h.gateway);
-  const root = opts.root ?? "/";
-  writeResolvConf(root, h.dns, h.domain ?? undefined);
-  writeHosts(root, h.hostname ?? undefined, h.address, h.domain ?? undefined);
-  if (h.hostname) setKernelHostname(h.hostname, opts);
+  applyLease(h.iface, { address: h.address, prefix: h.prefix, mtu: h.mtu ?? undefined, routes: h.routes ?? [], router: h.gateway ?? undefined }, log);
+  writeNames(opts, { dns: h.dns, domain: h.domain ?? undefined, hostname: h.hostname ?? undefined, address: h.address });
   return { ...h, mtu: readMtu(h.iface), via: "handoff" };
 }
 
@@ -184,12 +170,9 @@ async function dhcpConfigure(ifname: string, wantHostname: string | undefined, l
   }
   log.info(`network: ${ifname} (${formatMac(mac)}) leased ${lease.address}/${lease.prefix} from ${lease.serverId}`);
   applyLease(ifname, lease, log);
-  const root = opts.root ?? "/";
   // The user's ip= hostname wins over the server's, as in the kernel's ipconfig.
   const hostname = wantHostname ?? lease.hostname;
-  writeResolvConf(root, lease.dns, lease.domain);
-  writeHosts(root, hostname, lease.address, lease.domain);
-  if (hostname) setKernelHostname(hostname, opts);
+  writeNames(opts, { dns: lease.dns, domain: lease.domain, hostname, address: lease.address });
   const res: NetResult = {
     iface: ifname, address: lease.address, prefix: lease.prefix, gateway: lease.router ?? null, dns: lease.dns,
     mtu: readMtu(ifname), hostname: hostname ?? null, domain: lease.domain ?? null, via: "dhcp", serverId: lease.serverId,
@@ -199,8 +182,9 @@ async function dhcpConfigure(ifname: string, wantHostname: string | undefined, l
   return res;
 }
 
-/** Puts a lease on the interface: MTU, address, then routes (on-link first, default last). */
-export function applyLease(ifname: string, lease: DhcpLease, log: NetLogger = silentLog): void {
+/** Puts a lease (a DHCP one, or stage 1's from a kexec handoff) on the interface: MTU, address, then
+ *  routes (on-link first, default last). */
+export function applyLease(ifname: string, lease: Pick<DhcpLease, "address" | "prefix" | "mtu" | "routes" | "router">, log: NetLogger = silentLog): void {
   if (lease.mtu && lease.mtu !== readMtu(ifname)) {
     try {
       setMtu(ifname, lease.mtu);
@@ -225,6 +209,14 @@ function addRoutes(ifname: string, routes: ClasslessRoute[], router: string | nu
 function rank(r: { prefix: number; gateway: string }): number {
   if (r.gateway === "0.0.0.0") return 0;
   return r.prefix === 0 ? 2 : 1;
+}
+
+/** resolv.conf and hosts under opts.root, and the kernel's hostname when configuring this system. */
+function writeNames(opts: SetupOptions, n: { dns: string[]; domain?: string; hostname?: string; address: string }): void {
+  const root = opts.root ?? "/";
+  writeResolvConf(root, n.dns, n.domain);
+  writeHosts(root, n.hostname, n.address, n.domain);
+  if (n.hostname) setKernelHostname(n.hostname, opts);
 }
 
 function setKernelHostname(name: string, opts: SetupOptions) {

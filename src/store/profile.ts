@@ -114,13 +114,13 @@ export function decodeProfile(bytes: Uint8Array): BootProfile {
   return { indexDigest: bytes.slice(16, 16 + DIGEST_LEN), entries };
 }
 
-/** The file name a profile gets next to its index (`index` → `index.profile`). */
 /** The entries first read within `seconds` of the recording's start (e.g. up to a boot's marker,
  *  leaving out what a login read afterwards). */
 export function profileUntil(p: BootProfile, seconds: number): BootProfile {
   return { ...p, entries: p.entries.filter((e) => e.ms <= seconds * 1000) };
 }
 
+/** The file name a profile gets next to its index (`index` → `index.profile`). */
 export function profileNameFor(indexName: string): string {
   return `${indexName}.profile`;
 }

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUILD, withGuest } from "../lib/qemu.ts";
+import { BUILD, parseEvents, withGuest } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
 import { decodeIndex, digestAt, isZeroDigest } from "../../src/store/format.ts";
@@ -135,14 +135,7 @@ test(
     // 2. Boot with the profile published, recording again but only for 2 s (inetboot.record=2).
     const b2 = await boot("inetboot.record=2");
     // The daemon's recording ends 2 s after it began: its final profile.recorded event says so.
-    const evs = b2.console.split("\n").flatMap((l) => {
-      const m = /@inetboot (\{.*\})\s*$/.exec(l);
-      try {
-        return m ? [JSON.parse(m[1]!) as { ev: string; t: number; final?: boolean }] : [];
-      } catch {
-        return [];
-      }
-    });
+    const evs = parseEvents(b2.console);
     const recStart = evs.find((e) => e.ev === "profile.start")!;
     const recEnd = evs.find((e) => e.ev === "profile.recorded" && e.final)!;
     expect(recStart).toBeDefined();

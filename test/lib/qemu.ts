@@ -44,6 +44,19 @@ export interface InetEvent {
   [k: string]: unknown;
 }
 
+/** The `@inetboot {json}` event lines of a captured console, in order. */
+export function parseEvents(text: string): InetEvent[] {
+  const out: InetEvent[] = [];
+  for (const m of text.matchAll(/@inetboot (\{.*\})\r?$/gm)) {
+    try {
+      out.push(JSON.parse(m[1]!));
+    } catch {
+      /* a line cut by other console output */
+    }
+  }
+  return out;
+}
+
 export class Guest {
   output = "";
   private proc: Subprocess<"pipe", "pipe", "pipe">;
@@ -87,15 +100,7 @@ export class Guest {
 
   /** All `@inetboot {json}` events seen so far. */
   events(): InetEvent[] {
-    const out: InetEvent[] = [];
-    for (const m of this.output.matchAll(/@inetboot (\{.*\})\r?$/gm)) {
-      try {
-        out.push(JSON.parse(m[1]!));
-      } catch {
-        /* a line cut by other console output */
-      }
-    }
-    return out;
+    return parseEvents(this.output);
   }
 
   event(name: string): InetEvent | undefined {
