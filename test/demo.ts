@@ -11,13 +11,12 @@
 //   --prepare-only build and pack the store, then stop (for `make serve-demo`)
 //   --rebuild      rebuild the root even when the cached one matches the recipe
 //   --port N       HTTP port (default: a free one)
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { buildDemoRoot, checkDemoImage, DEMO_DIR, DEMO_MARKER, DEMO_HOSTNAME } from "./lib/demo-root.ts";
+import { buildDemoRoot, checkDemoImage, packDemoStore, DEMO_DIR, DEMO_MARKER, DEMO_HOSTNAME, DEMO_STORE as STORE } from "./lib/demo-root.ts";
 import { directGuest } from "./lib/direct-boot.ts";
 import { BUILD, Guest, initrdPath, kernelPath } from "./lib/qemu.ts";
-import { run } from "./lib/sh.ts";
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -29,7 +28,6 @@ const INTERACTIVE = flag("--interactive");
 const DIRECT = flag("--direct");
 const MARKER_TIMEOUT_MS = Number(process.env.INETBOOT_DEMO_TIMEOUT ?? 300) * 1000;
 const INETBOOT = join(BUILD, "inetboot");
-const STORE = join(DEMO_DIR, "store");
 
 const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
@@ -39,19 +37,6 @@ class DemoFailure extends Error {}
 /** Throws: the finally blocks stop QEMU and the server, then the top level prints FAIL and exits 1. */
 function fail(msg: string): never {
   throw new DemoFailure(msg);
-}
-
-/** Packs the squashfs unless the store already holds exactly this build. */
-function packStore(squashfs: string, key: string): void {
-  const stamp = join(STORE, ".packed-from");
-  if (existsSync(join(STORE, "index")) && existsSync(stamp) && readFileSync(stamp, "utf8").trim() === key) {
-    say(`store ${STORE} is up to date`);
-    return;
-  }
-  const t0 = Date.now();
-  run([INETBOOT, "pack", squashfs, STORE], { inheritStderr: true });
-  writeFileSync(stamp, key + "\n");
-  say(`packed into ${STORE} in ${secs(Date.now() - t0)}`);
 }
 
 interface Served {
@@ -140,7 +125,9 @@ async function main() {
     return;
   }
 
-  packStore(root.squashfs, root.key);
+  const t0 = Date.now();
+  if (packDemoStore(root, INETBOOT, say)) say(`packed in ${secs(Date.now() - t0)}`);
+  else say(`store ${STORE} is up to date`);
   if (flag("--prepare-only")) return; // `make serve-demo` only needs the store
   const srv = await serve();
   const url = `http://10.0.2.2:${srv.port}/store/`;

@@ -1,15 +1,14 @@
 // What both boot benches share: the demo root and its store, a boot timed to the demo's marker,
 // the machine's load, and a plain-text table.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { buildDemoRoot, DEMO_DIR, DEMO_MARKER, type DemoRoot } from "../../test/lib/demo-root.ts";
+import { buildDemoRoot, packDemoStore, DEMO_MARKER, DEMO_STORE, type DemoRoot } from "../../test/lib/demo-root.ts";
 import { BUILD, type Guest } from "../../test/lib/qemu.ts";
-import { run } from "../../test/lib/sh.ts";
 import { atExit } from "./cleanup.ts";
 
 export const INETBOOT = join(BUILD, "inetboot");
-export const STORE = join(DEMO_DIR, "store");
+export const STORE = DEMO_STORE;
 export const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
 export const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 export const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -19,12 +18,7 @@ export const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
 export function demoStore(): DemoRoot {
   for (const p of [INETBOOT, join(BUILD, "initramfs.cpio.zst")]) if (!existsSync(p)) throw new Error(`${p} missing: run 'make all'`);
   const root = buildDemoRoot({ log: say });
-  const stamp = join(STORE, ".packed-from");
-  if (!(existsSync(join(STORE, "index")) && existsSync(stamp) && readFileSync(stamp, "utf8").trim() === root.key)) {
-    say(`packing ${root.squashfs} into ${STORE}`);
-    run([INETBOOT, "pack", root.squashfs, STORE], { inheritStderr: true });
-    writeFileSync(stamp, root.key + "\n");
-  }
+  packDemoStore(root, INETBOOT, say);
   return root;
 }
 

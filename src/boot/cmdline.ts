@@ -53,6 +53,9 @@ export interface BootPlan {
   record: boolean;
   /** inetboot.record=SECONDS: how long the recording lasts (default: the recorder's own, 120 s). */
   recordSeconds?: number;
+  /** inetboot.fill (default on): with a cache medium, fetch the rest of the image into it while
+   *  the system is idle, so the next boot needs no network (src/store/fill.ts). */
+  fill: boolean;
   /** init= for the booted root. */
   init?: string;
   /** Parameters after `--`: passed to the init we exec. */
@@ -62,7 +65,7 @@ export interface BootPlan {
 }
 
 const KNOWN = new Set([
-  "url", "root", "rootfstype", "rootpath", "script", "mirror", "cache", "entry", "shell", "log", "modules", "record",
+  "url", "root", "rootfstype", "rootpath", "script", "mirror", "cache", "entry", "shell", "log", "modules", "record", "fill",
 ]);
 
 function parseCache(v: string | undefined, warnings: string[]): CacheSpec {
@@ -82,7 +85,7 @@ function isUrl(v: string) {
 /** Builds the plan from /proc/cmdline's text. Never throws: bad values become warnings. */
 export function parsePlan(cmdline: string): BootPlan {
   const plan: BootPlan = {
-    nodhcp: false, mirrors: [], cache: { kind: "auto" }, shell: false, logJson: false, modules: [], record: false,
+    nodhcp: false, mirrors: [], cache: { kind: "auto" }, shell: false, logJson: false, modules: [], record: false, fill: true,
     initArgs: [], warnings: [],
   };
   const params = tokenize(cmdline);
@@ -136,6 +139,11 @@ export function parsePlan(cmdline: string): BootPlan {
         else plan.warnings.push(`inetboot.log=${value}: only 'json' is known`);
         break;
       case "modules": plan.modules.push(...(value ?? "").split(",").map((s) => s.trim()).filter(Boolean)); break;
+      case "fill":
+        if (value === undefined || value === "" || /^(1|yes|on|true)$/.test(value)) plan.fill = true;
+        else if (/^(0|no|off|false)$/.test(value)) plan.fill = false;
+        else plan.warnings.push(`inetboot.fill=${value}: expected on or off; filling the cache`);
+        break;
       case "record": {
         // Bare, or the length of the recording window in seconds (inetboot.record=40).
         if (value === undefined || value === "") plan.record = true;

@@ -94,7 +94,7 @@ export async function assembleRoot(plan: BootPlan, url: string, _net: NetResult 
   const cfg: DaemonConfig = {
     url, mirrors: plan.mirrors, socket: `${RUN}/nbd.sock`, readyFile: `${RUN}/nbd.ready`, errorFile: `${RUN}/nbd.error`,
     // The daemon takes the cache medium over: it stays mounted under /run for the booted system.
-    cacheDir: cache?.dir,
+    cacheDir: cache?.dir, fill: plan.fill,
     record: plan.record, recordWindowMs: plan.recordSeconds ? Math.round(plan.recordSeconds * 1000) : undefined, events: plan.logJson, t0: uptime(),
   };
   await startDaemon(cfg);

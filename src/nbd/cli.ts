@@ -17,6 +17,8 @@ export interface NbdCliOptions {
   name: string;
   /** seconds before a read that no mirror answers fails with EIO (default 30) */
   timeoutSec?: number;
+  /** with cacheDir: fetch the chunks the cache lacks while no client reads */
+  fill?: boolean;
 }
 
 /** A store dir, a NAME.index file or an http(s) URL goes to the store layer; a plain file is served directly. */
@@ -33,17 +35,30 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
     return openFileSource(spec, { readOnly: true });
   }
   // ---- hook: store-backed and raw-HTTP sources live in src/store/open.ts (the store layer's module).
-  let mod: { openSource(spec: string, opts: { mirrors: string[]; cacheDir?: string; deadlineMs?: number }): Promise<BlockSource> };
+  let mod: typeof import("../store/open.ts");
   try {
     mod = await import("../store/open.ts");
   } catch {
     throw new UserError(`${spec}: ${http ? "http(s) sources are" : "store directories are"} not supported yet`);
   }
   const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
-  return mod.openSource(spec, { mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs });
+  if (o.fill && !/^https?:\/\//i.test(spec)) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
+  return mod.openSource(spec, {
+    mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs, fill: o.fill,
+    onFill: (what, st) => {
+      if (what === "start") return;
+      const mib = (st.bytes / 1048576).toFixed(1);
+      process.stderr.write(
+        st.stopped
+          ? `cache fill ended early: ${st.stopped} (${st.fetched} chunks fetched, ${st.present} were cached)\n`
+          : `cache filled: ${st.fetched} chunks fetched (${mib} MiB), ${st.present} were cached, in ${((st.ms ?? 0) / 1000).toFixed(1)} s\n`,
+      );
+    },
+  });
 }
 
 export async function runNbd(o: NbdCliOptions): Promise<void> {
+  if (o.fill && !o.cacheDir) throw new UserError("--fill needs --cache DIR (the cache it fills)");
   if (o.timeoutSec !== undefined && !(o.timeoutSec > 0)) throw new UserError(`--timeout must be a positive number of seconds`);
   let source = await openAny(o.source, o);
   if (o.cow || o.cowFile) source = await createCowSource(source, { file: o.cowFile });

@@ -20,7 +20,9 @@ export interface DaemonConfig {
   record?: boolean;
   /** inetboot.record=SECONDS: the recording window (default 120 s) */
   recordWindowMs?: number;
-  /** inetboot.log=json: also print prefetch events */
+  /** with cacheDir: fill the cache with the rest of the image while idle (inetboot.fill) */
+  fill?: boolean;
+  /** inetboot.log=json: also print prefetch and fill events */
   events?: boolean;
   /** the agent's clock (s) when it started the daemon, so event times line up */
   t0?: number;
@@ -76,6 +78,13 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       // A published profile (STORE/<index>.profile) is fetched ahead, in the order it lists.
       prefetch: true, log: warn, onIndex: (i) => (index = i),
       onPrefetch: (what, st) => cfg.events && print(`prefetch.${what}`, { ...st }),
+      // The cache medium gets the whole image while the system is idle: the next boot may read
+      // chunks this one did not (src/store/fill.ts).
+      fill: cfg.fill !== false && !!cfg.cacheDir,
+      onFill: (what, st) => {
+        if (cfg.events) print(what === "start" ? "cache.fill" : "cache.filled", { ...st });
+        if (what === "done" && st.stopped) warn(`cache fill ended early: ${st.stopped} (${st.fetched} of ${st.planned - st.present} chunks fetched)`);
+      },
     });
     if (cfg.record) {
       if (index) source = recordBoot(source, index, { print, cacheDir: cfg.cacheDir, log: warn, windowMs: cfg.recordWindowMs });

@@ -16,6 +16,7 @@ import { HttpError, HttpPool } from "./fetcher/pool.ts";
 import { ReadAhead } from "./fetcher/readahead.ts";
 import { SingleFlight } from "./fetcher/singleflight.ts";
 import { RawHttpSource } from "./raw-http.ts";
+import { CacheFill, planFill, type FillOptions, type FillStats } from "./fill.ts";
 import { Prefetcher, planFromProfile, type PrefetchOptions, type PrefetchStats } from "./prefetch.ts";
 import { loadProfile } from "./profile-load.ts";
 import { StoreReader } from "./reader.ts";
@@ -47,6 +48,11 @@ export interface OpenOptions {
   prefetch?: boolean | PrefetchOptions;
   /** prefetch began (chunks planned) and ended (stats) */
   onPrefetch?: (what: "start" | "done", stats: PrefetchStats) => void;
+  /** HTTP stores with cacheDir: fetch every chunk the cache lacks while no demand read is
+   *  waiting, so the next boot from this cache needs no network (fill.ts). Default off. */
+  fill?: boolean | FillOptions;
+  /** the fill began (chunks planned) and ended (stats, with `stopped` if it ended early) */
+  onFill?: (what: "start" | "done", stats: FillStats) => void;
   /** stores only: the index, once loaded (e.g. to record a boot profile for it) */
   onIndex?: (index: StoreIndex) => void;
 }
@@ -180,20 +186,26 @@ async function probeHttp(
  *  data, but a warm read is a copy + SHA-256 instead of a decompression; see bench/README.md) */
 const CACHE_LEVEL = 0;
 
-/** Builds the fetcher stack for a store location (memory LRU ← single-flight ← disk cache ← mirrors). */
-export function chunkStack(
-  location: StoreLocation,
-  opts: { pool?: HttpPool; cacheDir?: string; cacheFsync?: boolean; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number } = {},
-): ChunkLayer {
+type StackOptions = { pool?: HttpPool; cacheDir?: string; cacheFsync?: boolean; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number };
+
+/** The fetcher stack's layers: top = memory LRU ← below = single-flight ← disk cache ← mirrors. */
+function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCache; below: SingleFlight; disk: DiskCache | null } {
   let layer: ChunkLayer;
+  let disk: DiskCache | null = null;
   if (location.kind === "dir") layer = new DirOrigin(location.dir);
   else {
     const pool = opts.pool ?? new HttpPool();
     const origins: Origin[] = location.bases.map((b) => new HttpOrigin(b, pool));
     layer = new MirrorLayer(origins, { deadlineMs: opts.deadlineMs, attemptTimeoutMs: opts.attemptTimeoutMs ?? pool.timeoutMs });
-    if (opts.cacheDir) layer = new DiskCache(layer, opts.cacheDir, CACHE_LEVEL, opts.cacheFsync ?? false);
+    if (opts.cacheDir) layer = disk = new DiskCache(layer, opts.cacheDir, CACHE_LEVEL, opts.cacheFsync ?? false);
   }
-  return new MemCache(new SingleFlight(layer), opts.memCacheBytes ?? 64 * 1024 * 1024);
+  const below = new SingleFlight(layer);
+  return { top: new MemCache(below, opts.memCacheBytes ?? 64 * 1024 * 1024), below, disk };
+}
+
+/** Builds the fetcher stack for a store location (memory LRU ← single-flight ← disk cache ← mirrors). */
+export function chunkStack(location: StoreLocation, opts: StackOptions = {}): ChunkLayer {
+  return stackParts(location, opts).top;
 }
 
 /** Puts a Prefetcher beside the stack; the profile is fetched in the background (open never waits for it). */
@@ -245,8 +257,16 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     opts.onIndex?.(index);
-    let layer = chunkStack(location, { ...opts, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs });
+    const parts = stackParts(location, { ...opts, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs });
+    let layer: ChunkLayer = parts.top;
     if (opts.prefetch) layer = startPrefetch(layer, index, location, pool, opts, log);
+    if (opts.fill && parts.disk) {
+      const fill = new CacheFill(layer, parts.below, parts.disk, typeof opts.fill === "object" ? opts.fill : {});
+      layer = fill.demand;
+      fill.start(planFill(index));
+      opts.onFill?.("start", { ...fill.stats });
+      void fill.done.then((st) => opts.onFill?.("done", { ...st }));
+    }
     return wrap(new StoreReader(index, layer));
   }
   if (probe.urls.length === 0) throw new UserError(`${spec}: no store index there (HTTP 404)`);

@@ -4,7 +4,7 @@
 // image URLs, --cow, the disk cache (judged from nginx's access log) and opening the store offline
 // from the cache.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, rmSync, copyFileSync, writeFileSync, readdirSync, existsSync } from "node:fs";
+import { readFileSync, rmSync, copyFileSync, cpSync, writeFileSync, readdirSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   chunkGets,
@@ -202,6 +202,42 @@ describe("inetboot nbd over nginx", () => {
     expect(chunkGets(second)).toEqual([]); // …but fetched no chunk
   }, 30_000);
 });
+
+describe("--fill: the whole image into the cache while no client reads", () => {
+  test("every chunk lands in the cache; with the chunks gone from the server, nbdcopy is identical", async () => {
+    // A copy of the store whose chunks can be taken away.
+    const www2 = join(dir, "www-fill");
+    cpSync(store, join(www2, "store"), { recursive: true });
+    const own = await startServe(www2);
+    stops.push(() => own.stop());
+    const cache = join(dir, "cache-fill");
+    const a = await startNbd(own.url + "store/", ["--listen", `unix:${join(dir, "f1.sock")}`, "--cache", cache, "--fill"]);
+    stops.push(() => a.stop());
+    const stored = chunkFiles(join(www2, "store"));
+    await a.err.waitFor(/cache filled: \d+ chunks fetched/, 20_000);
+    expect(chunkFiles(cache)).toEqual(stored); // nobody read a byte, yet every chunk is there
+    expect(await a.stop()).toBe(0);
+    expect((await run([process.execPath, join(ROOT, "src/main.ts"), "cache", "verify", cache])).code).toBe(0);
+
+    rmSync(join(www2, "store", "chunks"), { recursive: true });
+    const b = await startNbd(own.url + "store/", ["--listen", `unix:${join(dir, "f2.sock")}`, "--cache", cache, "--timeout", "3"]);
+    stops.push(() => b.stop());
+    expect(await nbdcopySha(b.uri, "copy-f2.img")).toBe(sha(img));
+    expect(await b.stop()).toBe(0);
+  }, 40_000);
+
+  test("--fill without --cache: one line, exit 1", async () => {
+    const c = await run([process.execPath, join(ROOT, "src/main.ts"), "nbd", serve.url + "store/", "--fill", "--listen", `unix:${join(dir, "f3.sock")}`]);
+    expect(c.code).toBe(1);
+    expect(c.stderr.trim().split("\n")).toEqual([expect.stringContaining("--fill needs --cache")]);
+  });
+});
+
+/** Names of the chunk files below a store or cache dir, sorted. */
+function chunkFiles(d: string): string[] {
+  const root = join(d, "chunks");
+  return readdirSync(root).flatMap((sub) => readdirSync(join(root, sub)).filter((f) => f.endsWith(".zst"))).sort();
+}
 
 describe("offline: the disk cache also holds the index", () => {
   test("server gone: a second run opens the store from the cache, nbdcopy identical", async () => {

@@ -1,9 +1,10 @@
 // End to end: the USB stick image (`inetboot usb`) boots through SeaBIOS and GRUB as usb-storage;
 // the agent finds `inetboot-cache/` on it and the first boot fills it. A second boot with the
 // chunk files gone from the server still boots: zero chunk downloads. Hard kills in the middle of
-// a cold caching boot never leave a chunk that a later boot uses wrongly.
+// a cold caching boot never leave a chunk that a later boot uses wrongly. A system left idle fills
+// the cache with the rest of the image, so a next boot that reads other blocks needs no network.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILD, withGuest, Guest, monitorCommand } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
@@ -85,6 +86,56 @@ test(
       const lines = serve.lines().slice(before);
       expect(lines.some((l) => l.includes("/store/index"))).toBe(true);
       expect(chunkGets(lines)).toEqual([]);
+    } finally {
+      renameSync(join(www, "store/chunks.off"), join(www, "store/chunks"));
+    }
+  },
+  T,
+);
+
+/** Rewrites the stick's first menu entry's kernel command line (grub.cfg says "edit freely"). */
+function editCmdline(img: string, edit: (line: string) => string): void {
+  const at = `${img}@@${2 * 1024 * 1024}`;
+  const cfg = run(["mtype", "-i", at, "::/boot/grub/grub.cfg"]);
+  const first = cfg.split("\n").findIndex((l) => /^\s*linux /.test(l));
+  const lines = cfg.split("\n");
+  lines[first] = edit(lines[first]!);
+  const file = join(tmp, "grub.cfg");
+  writeFileSync(file, lines.join("\n"));
+  run(["mcopy", "-o", "-i", at, file, "::/boot/grub/grub.cfg"]);
+}
+
+test(
+  "an idle system fills the cache with the whole image: the next boot reads what the first never did, with no chunk on the server",
+  async () => {
+    const img = join(tmp, "stick4.img");
+    copyFileSync(blank, img);
+    const stored = readdirSync(join(www, "store/chunks")).reduce((n, d) => n + readdirSync(join(www, "store/chunks", d)).length, 0);
+    // First boot: the root reads almost nothing of the image (not its big file) and waits.
+    editCmdline(img, (l) => `${l} test.idle`);
+    await withGuest(boot(img), async (g) => {
+      await g.waitText(/ROOT-IDLE/, 200_000);
+      const filled = await g.waitEvent("cache.filled", 120_000);
+      expect(filled.stopped).toBeNull();
+      expect((filled.fetched as number) + (filled.present as number)).toBe(filled.planned as number);
+      g.send("\n");
+      await g.waitText(/ROOT-DONE/, 30_000);
+      expect(g.output).not.toContain("BIG-SHA256");
+      expect(await g.exited).toBe(0);
+    });
+    const onStick = cacheOnStick(img);
+    expect(onStick.chunks).toBe(stored); // every chunk of the store, though the boot read few
+    expect(onStick.verify).toMatch(/^0 /);
+    // Second boot reads the whole big file, with only the index reachable.
+    editCmdline(img, (l) => l.replace(/ test\.idle$/, ""));
+    renameSync(join(www, "store/chunks"), join(www, "store/chunks.off"));
+    try {
+      const before = serve.lines().length;
+      await withGuest(boot(img), async (g) => {
+        await g.waitEvent("cache.mounted", 150_000);
+        await rootBoot(g);
+      });
+      expect(chunkGets(serve.lines().slice(before))).toEqual([]);
     } finally {
       renameSync(join(www, "store/chunks.off"), join(www, "store/chunks"));
     }

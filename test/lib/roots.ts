@@ -73,6 +73,14 @@ want="written-$(cat /proc/sys/kernel/random/uuid)"
 mkdir -p /root
 if echo "$want" > /root/written.txt && [ "$(cat /root/written.txt)" = "$want" ]; then say OVERLAY-OK
 else say "OVERLAY-FAIL"; fi
+# test.idle on the kernel command line: read nothing more, wait for a line on the console, power
+# off (what the cache fill does while a booted system sits idle: usb-cache.test.ts).
+case " $(cat /proc/cmdline) " in *" test.idle "*)
+  say ROOT-IDLE
+  read -r _ < /dev/console
+  say ROOT-DONE
+  sync; exec busybox poweroff -f;;
+esac
 say "BIG-SHA256 $(sha256sum ${BIG_PATH} | cut -d' ' -f1)"
 for p in /proc/[0-9]*; do
   case "$(tr '\\000' ' ' < $p/cmdline 2>/dev/null)" in "@inetboot-nbd"*) say "NBD-DAEMON nice=$(cut -d' ' -f19 $p/stat) $(tr '\\000' '\\n' < $p/environ | grep '^BUN_JSC_useDFGJIT=')";; esac

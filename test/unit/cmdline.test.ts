@@ -90,6 +90,15 @@ describe("parsePlan", () => {
     expect([bad.record, bad.warnings]).toEqual([false, ["inetboot.record=soon: expected a number of seconds (or no value); not recording"]]);
   });
 
+  test("inetboot.fill: on unless turned off; a bad value keeps it on with a warning", () => {
+    expect(parsePlan("").fill).toBe(true);
+    expect(parsePlan("inetboot.fill").fill).toBe(true);
+    expect(parsePlan("inetboot.fill=off").fill).toBe(false);
+    expect(parsePlan("inetboot.fill=0").fill).toBe(false);
+    const bad = parsePlan("inetboot.fill=maybe");
+    expect([bad.fill, bad.warnings]).toEqual([true, ["inetboot.fill=maybe: expected on or off; filling the cache"]]);
+  });
+
   test("inetboot.shell=0 turns it off", () => {
     expect(parsePlan("inetboot.shell=0").shell).toBe(false);
   });

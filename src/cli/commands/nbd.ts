@@ -19,6 +19,7 @@ export default defineCommand({
     listen: { type: "string", default: "tcp:127.0.0.1:10809", description: "unix:PATH or tcp:HOST:PORT" },
     mirror: { type: "string", description: "another base URL serving the same data (repeatable)" },
     cache: { type: "string", description: "persistent chunk cache directory" },
+    fill: { type: "boolean", default: false, description: "with --cache: fetch the chunks the cache lacks while no client reads" },
     cow: { type: "boolean", default: false, description: "accept writes into a RAM copy-on-write overlay" },
     "cow-file": { type: "string", description: "copy-on-write overlay in this local sparse file (implies --cow)" },
     name: { type: "string", default: "", description: "export name" },
@@ -37,6 +38,7 @@ export default defineCommand({
         cowFile: (a["cow-file"] as string | undefined) || undefined,
         name: String(a.name ?? ""),
         timeoutSec: a.timeout === undefined ? undefined : Number(a.timeout),
+        fill: a.fill === true,
       });
     })({ args: {} });
   },

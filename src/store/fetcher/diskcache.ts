@@ -2,7 +2,7 @@
 // chunks dir (DIR/chunks/ab/<sha256>.zst, zstd-compressed), so a cache dir can seed a store and
 // vice versa. Entries are written atomically (tmp + rename) in the background, and verified again
 // on every read: a corrupt entry is deleted and fetched from below.
-import { mkdir, readFile, unlink } from "node:fs/promises";
+import { mkdir, readFile, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
@@ -16,6 +16,8 @@ export class DiskCache implements ChunkLayer {
   hits = 0;
   misses = 0;
   corrupt = 0;
+  /** entries that could not be written (medium full, read-only or gone) */
+  writeErrors = 0;
   private writes = new Set<Promise<void>>();
   /** chunk subdirs known to exist (one mkdir each, not one per chunk) */
   private dirs = new Set<string>();
@@ -44,7 +46,8 @@ export class DiskCache implements ChunkLayer {
     }
     this.misses++;
     const plain = await this.inner.get(ref, signal);
-    const w = this.store(path, plain).catch(() => {}); // a full or read-only cache must not fail reads
+    // a full or read-only cache must not fail reads
+    const w = this.store(path, plain).catch(() => void this.writeErrors++);
     // On removable media write through: a chunk is on the stick before its reader sees it, so a
     // `sync; poweroff` right after the last read still leaves the next boot nothing to download.
     if (this.fsync) {
@@ -54,6 +57,14 @@ export class DiskCache implements ChunkLayer {
     this.writes.add(w);
     w.finally(() => this.writes.delete(w));
     return plain;
+  }
+
+  /** Is there an entry for the chunk? Not read nor verified: every get() verifies what it reads. */
+  has(ref: ChunkRef): Promise<boolean> {
+    return stat(join(this.dir, chunkPath(ref.hex))).then(
+      (st) => st.isFile() && st.size > 0,
+      () => false,
+    );
   }
 
   private async store(path: string, plain: Uint8Array): Promise<void> {
