@@ -10,24 +10,13 @@
 // joins that fetch. Entries already on the medium are skipped without being read (every read
 // verifies them anyway). The fill stops at the first failed cache write (a full or read-only
 // medium) and after a few failed fetches in a row (no mirror left): the next boot tries again.
-import { chunkLength, digestAt, isZeroDigest, type StoreIndex } from "./format.ts";
+import { distinctChunkRefs, type StoreIndex } from "./format.ts";
 import type { ChunkRef } from "./chunk.ts";
 import type { ChunkLayer } from "./fetcher/layer.ts";
 
 /** Every distinct non-zero chunk of the image, in image order. */
 export function planFill(index: StoreIndex): ChunkRef[] {
-  const n = Math.ceil(index.imageSize / index.chunkSize);
-  const seen = new Set<string>();
-  const out: ChunkRef[] = [];
-  for (let i = 0; i < n; i++) {
-    const d = digestAt(index, i);
-    if (isZeroDigest(d)) continue;
-    const hex = d.toHex();
-    if (seen.has(hex)) continue;
-    seen.add(hex);
-    out.push({ hex, size: chunkLength(index, i) });
-  }
-  return out;
+  return distinctChunkRefs(index, Array.from({ length: Math.ceil(index.imageSize / index.chunkSize) }, (_, i) => i));
 }
 
 /** What the fill needs of the disk cache. */

@@ -12,6 +12,8 @@
 //    32  32*N  chunk digests in image order; 32 zero bytes mark an all-zero chunk (not stored)
 //  end-32  32  SHA-256 of every byte before it (index checksum)
 
+import type { ChunkRef } from "./chunk.ts";
+
 export const INDEX_MAGIC = new Uint8Array([0x49, 0x42, 0x53, 0x54, 0x4f, 0x52, 0x45, 0x00]); // "IBSTORE\0"
 export const INDEX_VERSION = 1;
 export const HASH_SHA256 = 1;
@@ -60,6 +62,24 @@ export function digestAt(idx: StoreIndex, i: number): Uint8Array {
 export function isZeroDigest(d: Uint8Array): boolean {
   for (let i = 0; i < d.length; i++) if (d[i] !== 0) return false;
   return true;
+}
+
+/** References to the given chunks, in the order given: none beyond the image, no zero chunk (never
+ *  stored), no digest twice (a prefetch or fill plan fetches each stored chunk once). */
+export function distinctChunkRefs(idx: StoreIndex, chunks: Iterable<number>): ChunkRef[] {
+  const n = Math.ceil(idx.imageSize / idx.chunkSize);
+  const seen = new Set<string>();
+  const out: ChunkRef[] = [];
+  for (const i of chunks) {
+    if (i < 0 || i >= n) continue;
+    const d = digestAt(idx, i);
+    if (isZeroDigest(d)) continue;
+    const hex = d.toHex();
+    if (seen.has(hex)) continue;
+    seen.add(hex);
+    out.push({ hex, size: chunkLength(idx, i) });
+  }
+  return out;
 }
 
 function sha256(data: Uint8Array): Uint8Array {

@@ -5,26 +5,14 @@
 // Demand reads go first: prefetching only uses spare capacity (a few requests at a time, none
 // while demand reads keep the connection pool busy), and it stops running ahead of the boot once
 // `leadBytes` of prefetched chunks wait unread, so it cannot flush the memory cache.
-import { chunkLength, digestAt, isZeroDigest, type StoreIndex } from "./format.ts";
+import { distinctChunkRefs, type StoreIndex } from "./format.ts";
 import type { ChunkRef } from "./chunk.ts";
 import type { ChunkLayer } from "./fetcher/layer.ts";
 import type { BootProfile } from "./profile.ts";
 
 /** The chunk references to fetch, in profile order: no zero chunks, no digest twice, none beyond the image. */
 export function planFromProfile(index: StoreIndex, profile: BootProfile): ChunkRef[] {
-  const n = Math.ceil(index.imageSize / index.chunkSize);
-  const seen = new Set<string>();
-  const out: ChunkRef[] = [];
-  for (const e of profile.entries) {
-    if (e.chunk >= n) continue;
-    const d = digestAt(index, e.chunk);
-    if (isZeroDigest(d)) continue;
-    const hex = d.toHex();
-    if (seen.has(hex)) continue;
-    seen.add(hex);
-    out.push({ hex, size: chunkLength(index, e.chunk) });
-  }
-  return out;
+  return distinctChunkRefs(index, profile.entries.map((e) => e.chunk));
 }
 
 export interface PrefetchOptions {
