@@ -43,10 +43,11 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   }
   const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
   if (o.fill && !/^https?:\/\//i.test(spec)) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
-  return mod.openSource(spec, {
+  let filling = false;
+  const source = await mod.openSource(spec, {
     mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs, fill: o.fill,
     onFill: (what, st) => {
-      if (what === "start") return;
+      if (what === "start") return void (filling = true);
       const mib = (st.bytes / 1048576).toFixed(1);
       process.stderr.write(
         st.stopped
@@ -55,6 +56,11 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
       );
     },
   });
+  if (o.fill && !filling) {
+    await source.close?.();
+    throw new UserError(`--fill: ${spec} is a raw image, not a block store (raw images are not cached)`);
+  }
+  return source;
 }
 
 export async function runNbd(o: NbdCliOptions): Promise<void> {

@@ -226,10 +226,17 @@ describe("--fill: the whole image into the cache while no client reads", () => {
     expect(await b.stop()).toBe(0);
   }, 40_000);
 
-  test("--fill without --cache: one line, exit 1", async () => {
-    const c = await run([process.execPath, join(ROOT, "src/main.ts"), "nbd", serve.url + "store/", "--fill", "--listen", `unix:${join(dir, "f3.sock")}`]);
-    expect(c.code).toBe(1);
-    expect(c.stderr.trim().split("\n")).toEqual([expect.stringContaining("--fill needs --cache")]);
+  test("--fill without a cache, on a raw image or on a local store: one line, exit 1", async () => {
+    const cases: [string[], string][] = [
+      [[serve.url + "store/"], "--fill needs --cache"],
+      [[serve.url + "disk.img", "--cache", join(dir, "cache-raw")], "is a raw image, not a block store"],
+      [[store, "--cache", join(dir, "cache-local")], "--fill only applies to http(s) stores"],
+    ];
+    for (const [args, message] of cases) {
+      const c = await run([process.execPath, join(ROOT, "src/main.ts"), "nbd", ...args, "--fill", "--listen", `unix:${join(dir, "f3.sock")}`]);
+      expect(c.code).toBe(1);
+      expect(c.stderr.trim().split("\n")).toEqual([expect.stringContaining(message)]);
+    }
   });
 });
 
