@@ -8,8 +8,9 @@
 // arrived for `idleMs`. Fill requests bypass the memory cache (they would flush what the running
 // system uses) and go through the single-flight layer, so a demand read of a chunk being filled
 // joins that fetch. Entries already on the medium are skipped without being read (every read
-// verifies them anyway). The fill stops at the first failed cache write (a full or read-only
-// medium) and after a few failed fetches in a row (no mirror left): the next boot tries again.
+// verifies them anyway). The fill leaves a tenth of the medium free (at most 256 MiB) for the
+// chunks boots read, stops at the first failed cache write (a full or read-only medium) and after
+// a few failed fetches in a row (no mirror left): the next boot tries again.
 import { distinctChunkRefs, type StoreIndex } from "./format.ts";
 import type { ChunkRef } from "./chunk.ts";
 import type { ChunkLayer } from "./fetcher/layer.ts";
@@ -27,6 +28,14 @@ export interface FillTarget {
   readonly writeErrors: number;
   /** waits for entries still being written */
   flush(): Promise<void>;
+  /** free and total bytes of the medium (null: unknown) */
+  space?(): Promise<{ free: number; total: number } | null>;
+}
+
+/** Room the fill leaves free on the medium: a tenth of it, at most 256 MiB. A stick shared by
+ *  several stores (or holding other files) keeps space for the chunks boots actually read. */
+export function fillReserve(total: number): number {
+  return Math.min(Math.floor(total / 10), 256 * 1024 * 1024);
 }
 
 export interface FillOptions {
@@ -121,6 +130,12 @@ export class CacheFill {
         if (await this.target.has(ref)) {
           this.stats.present++;
           continue;
+        }
+        const room = await this.target.space?.().catch(() => null);
+        if (room && room.free - ref.size < fillReserve(room.total)) {
+          const mib = (n: number) => (n / 1048576).toFixed(0);
+          this.stop(`the medium is nearly full (${mib(room.free)} MiB free, keeping ${mib(fillReserve(room.total))} MiB)`);
+          break;
         }
         try {
           await this.below.get(ref);

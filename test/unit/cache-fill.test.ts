@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import type { ChunkRef } from "../../src/store/chunk.ts";
 import type { ChunkLayer } from "../../src/store/fetcher/layer.ts";
-import { CacheFill, planFill, type FillTarget } from "../../src/store/fill.ts";
+import { CacheFill, fillReserve, planFill, type FillTarget } from "../../src/store/fill.ts";
 
 const ref = (i: number): ChunkRef => ({ hex: i.toString(16).padStart(64, "0"), size: 1000 + i });
 
@@ -13,10 +13,15 @@ class Medium implements FillTarget {
   entries = new Set<string>();
   writeErrors = 0;
   full = false;
+  /** free bytes reported by space(); total is 100 MB (so the fill keeps 10 MB) */
+  free = 1e9;
   async has(r: ChunkRef) {
     return this.entries.has(r.hex);
   }
   async flush() {}
+  async space() {
+    return { free: this.free, total: 100e6 };
+  }
 }
 
 function below(m: Medium, log: string[], fail = (_: ChunkRef) => false): ChunkLayer {
@@ -26,7 +31,7 @@ function below(m: Medium, log: string[], fail = (_: ChunkRef) => false): ChunkLa
       await Bun.sleep(1);
       if (fail(r)) throw new Error("no mirror");
       if (m.full) m.writeErrors++;
-      else m.entries.add(r.hex);
+      else m.entries.add(r.hex), (m.free -= r.size);
       return new Uint8Array(r.size);
     },
   };
@@ -85,6 +90,19 @@ describe("CacheFill", () => {
     const st = await fill.done;
     expect(st.stopped).toContain("cache write failed");
     expect(log).toEqual(["01"]);
+  });
+
+  test("it leaves a tenth of the medium (at most 256 MiB) free", async () => {
+    expect(fillReserve(100e6)).toBe(10e6);
+    expect(fillReserve(64 * 2 ** 30)).toBe(256 * 2 ** 20);
+    const m = new Medium();
+    m.free = 10e6 + 2500; // room for ref(1) and ref(2) (1001 + 1002 bytes) above the reserve, not for ref(3)
+    const log: string[] = [];
+    const fill = new CacheFill(top, below(m, log), m, { idleMs: 0, parallel: 1 });
+    fill.start([1, 2, 3, 4].map(ref));
+    const st = await fill.done;
+    expect(log).toEqual(["01", "02"]);
+    expect(st.stopped).toBe("the medium is nearly full (10 MiB free, keeping 10 MiB)");
   });
 
   test("consecutive failed fetches end it; a success in between resets the count", async () => {

@@ -2,7 +2,7 @@
 // chunks dir (DIR/chunks/ab/<sha256>.zst, zstd-compressed), so a cache dir can seed a store and
 // vice versa. Entries are written atomically (tmp + rename) in the background, and verified again
 // on every read: a corrupt entry is deleted and fetched from below.
-import { mkdir, readFile, stat, unlink } from "node:fs/promises";
+import { mkdir, readFile, stat, statfs, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
@@ -65,6 +65,12 @@ export class DiskCache implements ChunkLayer {
       (st) => st.isFile() && st.size > 0,
       () => false,
     );
+  }
+
+  /** Free and total bytes of the filesystem holding the cache (null if it cannot be asked). */
+  async space(): Promise<{ free: number; total: number } | null> {
+    const st = await statfs(this.dir).catch(() => null);
+    return st ? { free: st.bavail * st.bsize, total: st.blocks * st.bsize } : null;
   }
 
   private async store(path: string, plain: Uint8Array): Promise<void> {
