@@ -42,7 +42,7 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
     throw new UserError(`${spec}: ${http ? "http(s) sources are" : "store directories are"} not supported yet`);
   }
   const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
-  if (o.fill && !/^https?:\/\//i.test(spec)) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
+  if (o.fill && !http) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
   let filling = false;
   const source = await mod.openSource(spec, {
     mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs, fill: o.fill,

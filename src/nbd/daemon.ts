@@ -80,7 +80,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       onPrefetch: (what, st) => cfg.events && print(`prefetch.${what}`, { ...st }),
       // The cache medium gets the whole image while the system is idle: the next boot may read
       // chunks this one did not (src/store/fill.ts).
-      fill: cfg.fill !== false && !!cfg.cacheDir,
+      fill: cfg.fill !== false, // only where there is a cache dir
       onFill: (what, st) => {
         if (cfg.events) print(what === "start" ? "cache.fill" : "cache.filled", { ...st });
         if (what === "done" && st.stopped) warn(`cache fill ended early: ${st.stopped} (${st.fetched} of ${st.planned - st.present} chunks fetched)`);

@@ -61,6 +61,8 @@ export interface FillStats {
   ms: number | null;
 }
 
+const WRITE_FAILED = "cache write failed (medium full or read-only?)";
+
 export class CacheFill {
   readonly stats: FillStats;
   /** The layer demand reads must go through (it tells the fill when the system is busy). */
@@ -140,7 +142,7 @@ export class CacheFill {
         try {
           await this.below.get(ref);
           failedInARow = 0;
-          if (this.target.writeErrors > writeErrorsAtStart) this.stop("cache write failed (medium full or read-only?)");
+          if (this.target.writeErrors > writeErrorsAtStart) this.stop(WRITE_FAILED);
           else (this.stats.fetched++, (this.stats.bytes += ref.size));
         } catch {
           this.stats.failed++;
@@ -151,7 +153,7 @@ export class CacheFill {
     void Promise.all(Array.from({ length: this.parallel }, worker))
       .then(() => this.target.flush()) // "filled" means on the medium, not on its way there
       .then(() => {
-        if (this.target.writeErrors > writeErrorsAtStart) this.stop("cache write failed (medium full or read-only?)");
+        if (this.target.writeErrors > writeErrorsAtStart) this.stop(WRITE_FAILED);
         this.stats.ms = Math.round(performance.now() - t0);
         this.finish(this.stats);
       });
