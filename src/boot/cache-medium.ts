@@ -58,7 +58,7 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
     try {
       await loadFsModules(id.type);
       mkdirSync(MNT, { recursive: true });
-      mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, id.type === "vfat" ? "flush,iocharset=utf8" : null);
+      mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, id.type === "vfat" ? "iocharset=utf8" : null);
     } catch (e) {
       emit("warning", { message: `cache: ${oneLine(e)}` });
       continue;

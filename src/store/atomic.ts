@@ -7,9 +7,9 @@ function tmpName(path: string): string {
   return `${path}.tmp-${process.pid}-${++tmpSeq}`;
 }
 
-/** Writes bytes (or pieces written back to back, with no copy) to path atomically (unique tmp
- *  file in the same dir, then rename). */
-export async function writeAtomic(path: string, data: Uint8Array | Uint8Array[], fsync = false): Promise<void> {
+/** Writes bytes (or pieces written back to back, with no copy) to a fresh tmp file beside path
+ *  and returns its name; the caller renames it (or unlinks it). Nothing is left on failure. */
+export async function writeTemp(path: string, data: Uint8Array | Uint8Array[], fsync = false): Promise<string> {
   const tmp = tmpName(path);
   try {
     const fh = await open(tmp, "w");
@@ -25,6 +25,17 @@ export async function writeAtomic(path: string, data: Uint8Array | Uint8Array[],
     } finally {
       await fh.close();
     }
+    return tmp;
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Writes bytes to path atomically (unique tmp file in the same dir, then rename). */
+export async function writeAtomic(path: string, data: Uint8Array | Uint8Array[], fsync = false): Promise<void> {
+  const tmp = await writeTemp(path, data, fsync);
+  try {
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});

@@ -21,13 +21,15 @@ import { Prefetcher, planFromProfile, type PrefetchOptions, type PrefetchStats }
 import { loadProfile } from "./profile-load.ts";
 import { StoreReader } from "./reader.ts";
 import type { BlockSource } from "./source.ts";
+import { FsFlusher } from "../sys/fsflush.ts";
+import { GroupCommit } from "./group-commit.ts";
 
 export interface OpenOptions {
   /** more base URLs serving the same store (or URLs of the same raw image) */
   mirrors: string[];
   /** persistent chunk cache dir (HTTP stores only) */
   cacheDir?: string;
-  /** fsync cache entries before renaming them into place (removable media) */
+  /** flush cache entries to the medium (in groups, syncfs) before renaming them into place (removable media) */
   cacheFsync?: boolean;
   /** memory cache cap in bytes (default 64 MiB) */
   memCacheBytes?: number;
@@ -129,6 +131,8 @@ interface OfflineIndex {
   /** disk cache dir holding indexes/ (the last verified index of each URL) */
   cacheDir: string;
   log: (line: string) => void;
+  /** removable media: the index is flushed before its rename, with the chunks */
+  group?: GroupCommit;
 }
 
 async function probeHttp(
@@ -178,13 +182,26 @@ async function probeHttp(
     }
   }
   const index = decodeOrExplain(bytes!, primaryIndex);
-  if (offline) await saveCachedIndex(offline.cacheDir, primaryIndex, bytes!).catch(() => {}); // a read-only cache is no error
+  if (offline) await saveCachedIndex(offline.cacheDir, primaryIndex, bytes!, offline.group).catch(() => {}); // a read-only cache is no error
   return { kind: "store", store: { index, location: { kind: "http", bases, indexName: loc.indexName }, indexBytes: bytes!.length } };
 }
 
 /** zstd level of disk cache entries: 0 = raw-block frames (~2.4× the space of level 1 on ELF
  *  data, but a warm read is a copy + SHA-256 instead of a decompression; see bench/README.md) */
 const CACHE_LEVEL = 0;
+
+/** One group commit per cache dir on removable media (the index and the chunks share its
+ *  flushes), and one syncfs Worker for them all, started on the first flush. */
+const commits = new Map<string, GroupCommit>();
+let flusher: FsFlusher | undefined;
+function groupCommit(dir: string): GroupCommit {
+  let g = commits.get(dir);
+  if (!g) {
+    const f = (flusher ??= new FsFlusher());
+    commits.set(dir, (g = new GroupCommit(dir, (d) => f.flush(d))));
+  }
+  return g;
+}
 
 type StackOptions = { pool?: HttpPool; cacheDir?: string; cacheFsync?: boolean; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number };
 
@@ -197,7 +214,7 @@ function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCach
     const pool = opts.pool ?? new HttpPool();
     const origins: Origin[] = location.bases.map((b) => new HttpOrigin(b, pool));
     layer = new MirrorLayer(origins, { deadlineMs: opts.deadlineMs, attemptTimeoutMs: opts.attemptTimeoutMs ?? pool.timeoutMs });
-    if (opts.cacheDir) layer = disk = new DiskCache(layer, opts.cacheDir, CACHE_LEVEL, opts.cacheFsync ?? false);
+    if (opts.cacheDir) layer = disk = new DiskCache(layer, opts.cacheDir, CACHE_LEVEL, opts.cacheFsync ? groupCommit(opts.cacheDir) : null);
   }
   const below = new SingleFlight(layer);
   return { top: new MemCache(below, opts.memCacheBytes ?? 64 * 1024 * 1024), below, disk };
@@ -253,7 +270,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
     if (opts.prefetch) layer = startPrefetch(layer, store.index, store.location, pool, opts, log);
     return new StoreReader(store.index, layer);
   }
-  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log } : undefined);
+  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log, group: opts.cacheFsync ? groupCommit(opts.cacheDir) : undefined } : undefined);
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     opts.onIndex?.(index);

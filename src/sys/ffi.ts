@@ -16,6 +16,7 @@ function open() {
     chroot: { args: [P], returns: i32 },
     reboot: { args: [i32], returns: i32 },
     sync: { args: [], returns: FFIType.void },
+    syncfs: { args: [i32], returns: i32 },
     socket: { args: [i32, i32, i32], returns: i32 },
     bind: { args: [i32, P, u64], returns: i32 },
     connect: { args: [i32, P, u64], returns: i32 },
@@ -155,6 +156,26 @@ export function reboot(cmd: number) {
 export function sync() {
   libc().sync();
 }
+/** Flushes the one filesystem holding fd (data, metadata and the device's write cache). Blocks the
+ *  calling thread for as long as the medium takes; see SYNCFS_WORKER_SRC for the async form. */
+export function syncfs(fd: number, what = "syncfs") {
+  check(libc().syncfs(fd), what);
+}
+/** A Worker's source (started from a Blob URL: no extra entry point for `bun build --compile`)
+ *  that runs syncfs(fd) for {id, fd} messages and answers {id, errno}: a flush of a slow USB stick
+ *  then does not stop the event loop of the NBD daemon. errno is per thread, so it is read there. */
+export const SYNCFS_WORKER_SRC = `
+import { dlopen, FFIType, read } from "bun:ffi";
+const c = dlopen("libc.so.6", {
+  syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+}).symbols;
+self.onmessage = (e) => {
+  const { id, fd } = e.data;
+  const r = c.syncfs(fd);
+  postMessage({ id, errno: r < 0 ? read.i32(c.__errno_location()) : 0 });
+};
+`;
 
 // ---- processes ----
 export const WNOHANG = 1;

@@ -6,7 +6,8 @@ import { mkdir, readFile, stat, statfs, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
-import { writeAtomic } from "../atomic.ts";
+import { writeAtomic, writeTemp } from "../atomic.ts";
+import type { GroupCommit } from "../group-commit.ts";
 import { zstdRawFramePieces } from "../zstd-raw.ts";
 import type { ChunkLayer } from "./layer.ts";
 import { sha256Hex } from "../chunk-name.ts"; // for verifyCacheEntry (host tools, below)
@@ -21,14 +22,15 @@ export class DiskCache implements ChunkLayer {
   private writes = new Set<Promise<void>>();
   /** chunk subdirs known to exist (one mkdir each, not one per chunk) */
   private dirs = new Set<string>();
-
   constructor(
     private inner: ChunkLayer,
     readonly dir: string,
     /** zstd level of new entries; 0 = stored uncompressed in a raw-block zstd frame */
     private level = 1,
-    /** fsync each entry before its rename: a USB stick may lose power mid-boot. */
-    private fsync = false,
+    /** the medium's group commit: given, each entry is flushed to the medium before its rename
+     *  (a USB stick may lose power mid-boot), and a get() that writes one waits for that
+     *  (write-through) */
+    private group: GroupCommit | null = null,
   ) {}
 
   async get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
@@ -50,7 +52,7 @@ export class DiskCache implements ChunkLayer {
     const w = this.store(path, plain).catch(() => void this.writeErrors++);
     // On removable media write through: a chunk is on the stick before its reader sees it, so a
     // `sync; poweroff` right after the last read still leaves the next boot nothing to download.
-    if (this.fsync) {
+    if (this.group) {
       await w;
       return plain;
     }
@@ -83,14 +85,19 @@ export class DiskCache implements ChunkLayer {
     // as pieces: headers and views of the chunk, no copy
     const packed = this.level === 0 ? zstdRawFramePieces(plain) : await Bun.zstdCompress(plain, { level: this.level });
     try {
-      await writeAtomic(path, packed, this.fsync);
+      await this.write(path, packed);
     } catch (e) {
       // the dir may have been removed since it was made: once more from scratch
       if ((e as { code?: string }).code !== "ENOENT") throw e;
       this.dirs.delete(dir);
       await mkdir(dir, { recursive: true });
-      await writeAtomic(path, packed, this.fsync);
+      await this.write(path, packed);
     }
+  }
+
+  private async write(path: string, packed: Uint8Array | Uint8Array[]): Promise<void> {
+    if (!this.group) return writeAtomic(path, packed);
+    await this.group.commit(await writeTemp(path, packed), path);
   }
 
   /** Waits for background writes (tests, clean shutdown). */

@@ -4,7 +4,8 @@
 // a file that fails it is deleted.
 import { mkdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { writeAtomic } from "../atomic.ts";
+import { writeAtomic, writeTemp } from "../atomic.ts";
+import type { GroupCommit } from "../group-commit.ts";
 import { sha256Hex } from "../chunk-name.ts";
 import { decodeIndex, type StoreIndex } from "../format.ts";
 
@@ -27,11 +28,13 @@ export async function loadCachedIndex(cacheDir: string, indexUrl: string): Promi
   }
 }
 
-/** Remembers a verified index (atomic write; errors are the caller's to ignore). */
-export async function saveCachedIndex(cacheDir: string, indexUrl: string, bytes: Uint8Array): Promise<void> {
+/** Remembers a verified index (atomic write, through the medium's group commit if given; errors
+ *  are the caller's to ignore). */
+export async function saveCachedIndex(cacheDir: string, indexUrl: string, bytes: Uint8Array, group?: GroupCommit): Promise<void> {
   const path = cachedIndexPath(cacheDir, indexUrl);
   const old = await readFile(path).catch(() => null);
   if (old && Buffer.from(old).equals(Buffer.from(bytes))) return;
   await mkdir(join(cacheDir, INDEXES_DIR), { recursive: true });
-  await writeAtomic(path, bytes, true);
+  if (group) await group.commit(await writeTemp(path, bytes), path);
+  else await writeAtomic(path, bytes, true);
 }

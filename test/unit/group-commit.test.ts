@@ -1,0 +1,133 @@
+// Group commit of cache entries (removable media): tmp file → one flush for everything written
+// meanwhile → rename; and the syncfs Worker that does the flush.
+import { describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeTemp } from "../../src/store/atomic.ts";
+import { GroupCommit } from "../../src/store/group-commit.ts";
+import { DiskCache } from "../../src/store/fetcher/diskcache.ts";
+import { chunkPath, sha256Hex } from "../../src/store/chunk-name.ts";
+import { FsFlusher } from "../../src/sys/fsflush.ts";
+import { prng, tmp } from "./store-fixtures.ts";
+
+/** A flush the test releases by hand; records what existed under the final names when it ran. */
+function gate(paths: () => string[]) {
+  const calls: { seen: boolean[]; release: (e?: Error) => void }[] = [];
+  const flush = (_dir: string) =>
+    new Promise<void>((resolve, reject) => {
+      calls.push({ seen: paths().map((p) => existsSync(p)), release: (e) => (e ? reject(e) : resolve()) });
+    });
+  return { calls, flush };
+}
+const tick = () => Bun.sleep(5);
+
+describe("group commit", () => {
+  test("files written during a flush share the next one; none is renamed before its flush", async () => {
+    const dir = tmp();
+    const names = ["a", "b", "c"].map((n) => join(dir, n));
+    const g = gate(() => names);
+    const gc = new GroupCommit(dir, g.flush, 60_000);
+    const done: string[] = [];
+    const commit = async (i: number) => {
+      await gc.commit(await writeTemp(names[i]!, new TextEncoder().encode(`entry ${i}`)), names[i]!);
+      done.push(names[i]!);
+    };
+    const pa = commit(0);
+    await tick();
+    expect(g.calls.length).toBe(1);
+    const pbc = [commit(1), commit(2)];
+    await tick();
+    expect(g.calls.length).toBe(1); // b and c wait for a's flush to end
+    g.calls[0]!.release();
+    await pa;
+    expect(readFileSync(names[0]!, "utf8")).toBe("entry 0");
+    await tick();
+    expect(g.calls.length).toBe(2); // one flush for b and c together
+    expect(done).toEqual([names[0]]);
+    expect(g.calls[1]!.seen).toEqual([true, false, false]);
+    g.calls[1]!.release();
+    await Promise.all(pbc);
+    expect(gc.flushes).toBe(2);
+    expect(readdirSync(dir).sort()).toEqual(["a", "b", "c"]); // no tmp file left
+  });
+
+  test("a failed flush: the commit rejects, the tmp file goes, nothing appears; the next works", async () => {
+    const dir = tmp();
+    const path = join(dir, "x");
+    const g = gate(() => [path]);
+    const gc = new GroupCommit(dir, g.flush, 60_000);
+    const p = gc.commit(await writeTemp(path, new Uint8Array([1, 2, 3])), path);
+    await tick();
+    g.calls[0]!.release(new Error("syncfs(/stick): EIO (Input/output error)"));
+    await expect(p).rejects.toThrow("syncfs(/stick): EIO");
+    expect(readdirSync(dir)).toEqual([]);
+    const p2 = gc.commit(await writeTemp(path, new Uint8Array([4])), path);
+    await tick();
+    g.calls[1]!.release();
+    await p2;
+    expect([...readFileSync(path)]).toEqual([4]);
+  });
+
+  test("renames reach the medium: one more flush once no commit follows for sealMs", async () => {
+    const dir = tmp();
+    const path = join(dir, "r");
+    const g = gate(() => [path]);
+    const gc = new GroupCommit(dir, g.flush, 30);
+    const p = gc.commit(await writeTemp(path, new Uint8Array([9])), path);
+    await tick();
+    g.calls[0]!.release();
+    await p;
+    await Bun.sleep(10);
+    expect(g.calls.length).toBe(1); // not yet: another commit may carry the rename
+    await Bun.sleep(60);
+    expect(g.calls.length).toBe(2);
+    expect(g.calls[1]!.seen).toEqual([true]); // this one flushes the renamed entry
+    // a commit arriving during that flush waits for it, then gets its own
+    const q = gc.commit(await writeTemp(path + "2", new Uint8Array([8])), path + "2");
+    await tick();
+    expect(g.calls.length).toBe(2);
+    g.calls[1]!.release();
+    await tick();
+    expect(g.calls.length).toBe(3);
+    g.calls[2]!.release();
+    await q;
+    expect(existsSync(path + "2")).toBe(true);
+  });
+
+  test("disk cache with a flush: get() answers only once its entry is flushed and renamed", async () => {
+    const dir = tmp();
+    const data = prng(70_000, 5);
+    const ref = { hex: sha256Hex(data), size: data.length };
+    const path = join(dir, chunkPath(ref.hex));
+    const g = gate(() => [path]);
+    const gc = new GroupCommit(dir, g.flush, 60_000);
+    const dc = new DiskCache({ get: async () => data }, dir, 0, gc);
+    let answered = false;
+    const p = dc.get(ref).then((b) => ((answered = true), b));
+    for (let i = 0; i < 50 && g.calls.length === 0; i++) await tick();
+    expect(g.calls.length).toBe(1);
+    expect(answered).toBe(false);
+    expect(g.calls[0]!.seen).toEqual([false]);
+    g.calls[0]!.release();
+    expect(await p).toEqual(data);
+    expect(existsSync(path)).toBe(true);
+    expect(gc.flushes).toBe(1);
+  });
+});
+
+describe("FsFlusher (syncfs on a Worker)", () => {
+  test("flushes a real filesystem on its worker thread", async () => {
+    const f = new FsFlusher();
+    await f.flush(tmp());
+    await f.flush(tmp());
+    expect(f.threaded).toBe(true);
+    f.close();
+  });
+
+  test("a dir that is not there: one line naming it", async () => {
+    const f = new FsFlusher();
+    const missing = join(tmp(), "gone");
+    await expect(f.flush(missing)).rejects.toThrow(missing);
+    f.close();
+  });
+});
