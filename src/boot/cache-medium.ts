@@ -58,6 +58,8 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
     try {
       await loadFsModules(id.type);
       mkdirSync(MNT, { recursive: true });
+      // Not vfat's `flush` option: it sleeps 100 ms in every close() of a written file (a cold
+      // boot paid that per chunk). The cache flushes what it writes itself (group-commit.ts).
       mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, id.type === "vfat" ? "iocharset=utf8" : null);
     } catch (e) {
       emit("warning", { message: `cache: ${oneLine(e)}` });
