@@ -124,6 +124,23 @@ describe("FsFlusher (syncfs on a Worker)", () => {
     f.close();
   });
 
+  test("20 chunks cached at once through the real flusher share a few flushes", async () => {
+    const dir = tmp();
+    const f = new FsFlusher();
+    const gc = new GroupCommit(dir, (d) => f.flush(d), 60_000);
+    const chunks = Array.from({ length: 20 }, (_, i) => prng(70_000, 100 + i));
+    const byHex = new Map(chunks.map((c) => [sha256Hex(c), c]));
+    const dc = new DiskCache({ get: async (r) => byHex.get(r.hex)! }, dir, 0, gc);
+    const refs = [...byHex.keys()].map((hex) => ({ hex, size: 70_000 }));
+    const got = await Promise.all(refs.map((r) => dc.get(r)));
+    expect(got.every((b, i) => b.length === 70_000 && sha256Hex(b) === refs[i]!.hex)).toBe(true);
+    expect(refs.every((r) => existsSync(join(dir, chunkPath(r.hex))))).toBe(true);
+    expect(gc.flushes).toBeGreaterThan(0);
+    expect(gc.flushes).toBeLessThan(20);
+    expect(f.threaded).toBe(true);
+    f.close();
+  });
+
   test("a dir that is not there: one line naming it", async () => {
     const f = new FsFlusher();
     const missing = join(tmp(), "gone");
