@@ -1,11 +1,11 @@
 // Group commit for files written to a removable medium: each file is written under a tmp name,
 // then waits with the others written meanwhile for one flush of the whole filesystem (syncfs),
-// and only then is renamed to its real name. So every file is still "written to a temporary
-// name, synced, renamed", but a cold boot that caches 200 chunks on a USB stick flushes it far
-// fewer times than 200 while the daemon's event loop goes on (the flush runs on a worker).
-// The renames themselves reach the medium with the next flush; when no commit follows within
-// `sealMs`, one more flush is made for them, so a power cut loses at most the last moments (on
-// vfat a rename otherwise waits for the kernel's writeback, ~30 s: a cut before that lost all).
+// and only then is renamed to its real name: every file is "written to a temporary name, synced,
+// renamed". The renames themselves reach the medium with the next flush; when no commit follows
+// within `sealMs`, one more flush is made for them, so a power cut loses at most the last moments
+// (on vfat a rename otherwise waits for the kernel's writeback, ~30 s; fsync per file and a kill
+// right after a boot lost every entry). Files written while a flush runs (the fill's parallel
+// fetches) share the next one.
 import { rename, unlink } from "node:fs/promises";
 
 /** Flushes the filesystem holding dir; rejects if that failed. */
