@@ -78,6 +78,14 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
   return null;
 }
 
+/** Once the stick holds the whole image (the daemon's cache fill is done), there is nothing left
+ *  to write: read-only, the filesystem is clean again (vfat clears the dirty flag it set at
+ *  mount), so a stick pulled out of the running system or a power cut cannot harm it, and no other
+ *  OS asks to repair it. Nobody unmounts it otherwise: it is out of the booted system's sight. */
+export function remountReadOnly(mountpoint: string) {
+  mount(mountpoint, mountpoint, null, MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV);
+}
+
 /** Before kexec: everything on the stick, then unmount it cleanly. */
 export function releaseCacheMedium(m: CacheMedium | null) {
   if (!m) return;

@@ -15,6 +15,9 @@ export interface DaemonConfig {
   readyFile: string;
   errorFile: string;
   cacheDir?: string;
+  /** where the cache medium is mounted: remounted read-only once the fill put the whole image
+   *  on it (not while recording a profile, which writes there) */
+  cacheMount?: string;
   deadlineMs?: number;
   /** inetboot.record: record the chunks this boot reads (docs/prefetch.md) */
   record?: boolean;
@@ -84,6 +87,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       onFill: (what, st) => {
         if (cfg.events) print(what === "start" ? "cache.fill" : "cache.filled", { ...st });
         if (what === "done" && st.stopped) warn(`cache fill ended early: ${st.stopped} (${st.fetched} of ${st.planned - st.present} chunks fetched)`);
+        if (what === "done" && cfg.cacheMount && !cfg.record) void sealCacheMedium(st, cfg.cacheMount, cfg.events ? print : null, warn);
       },
     });
     if (cfg.record) {
@@ -97,5 +101,24 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     writeFileSync(cfg.errorFile, oneLine(e));
     writeFd(2, `@inetboot-nbd: ${oneLine(e)}\n`);
     process.exit(1);
+  }
+}
+
+/** When the fill left the whole image on the cache medium, remount it read-only
+ *  (boot/cache-medium.ts says why). */
+async function sealCacheMedium(
+  st: import("../store/fill.ts").FillStats,
+  mountpoint: string,
+  print: import("../store/profile-daemon.ts").EventPrinter | null,
+  warn: (line: string) => void,
+) {
+  const { fillComplete } = await import("../store/fill.ts");
+  if (!fillComplete(st)) return;
+  const { remountReadOnly } = await import("../boot/cache-medium.ts");
+  try {
+    remountReadOnly(mountpoint);
+    print?.("cache.readonly", { mountpoint });
+  } catch (e) {
+    warn(`cache medium stays writable: ${oneLine(e)}`);
   }
 }

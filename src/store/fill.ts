@@ -61,6 +61,11 @@ export interface FillStats {
   ms: number | null;
 }
 
+/** Did the fill leave every chunk of the image on the medium? */
+export function fillComplete(st: FillStats): boolean {
+  return st.ms !== null && st.stopped === null && st.failed === 0 && st.present + st.fetched >= st.planned;
+}
+
 const WRITE_FAILED = "cache write failed (medium full or read-only?)";
 
 export class CacheFill {

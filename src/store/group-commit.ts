@@ -4,8 +4,14 @@
 // renamed". The renames themselves reach the medium with the next flush; when no commit follows
 // within `sealMs`, one more flush is made for them, so a power cut loses at most the last moments
 // (on vfat a rename otherwise waits for the kernel's writeback, ~30 s; fsync per file and a kill
-// right after a boot lost every entry). Files written while a flush runs (the fill's parallel
-// fetches) share the next one.
+// right after a boot lost every entry).
+//
+// FAT has no journal: a flush writes the FAT (low blocks) before the directories, so a cut in the
+// middle leaves at worst clusters marked used that no entry names. That holds only if nothing
+// changes while it runs; a file created meanwhile can get its directory entry written and not the
+// FAT sectors of its clusters, and mtools then refuses the stick ("Fat problem while decoding").
+// So every change to the medium (tmp file, mkdir, unlink) goes through change(), and a flush waits
+// for the changes in progress and holds new ones back until it is done.
 import { rename, unlink } from "node:fs/promises";
 
 /** Flushes the filesystem holding dir; rejects if that failed. */
@@ -21,6 +27,12 @@ export class GroupCommit {
   private queue: Pending[] = [];
   private running = false;
   private seal: ReturnType<typeof setTimeout> | null = null;
+  /** changes in progress, and who waits for them to end (a flush) */
+  private changing = 0;
+  private quiet: (() => void)[] = [];
+  /** a flush in progress, and who waits for it to end (changes) */
+  private flushing = false;
+  private flushed: (() => void)[] = [];
   /** flushes done, for commits and for renames (tests, stats) */
   flushes = 0;
 
@@ -31,6 +43,17 @@ export class GroupCommit {
     private sealMs = 1000,
   ) {}
 
+  /** Runs a change to the medium (writing a tmp file, mkdir, unlink) while no flush runs. */
+  async change<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.flushing) await new Promise<void>((r) => this.flushed.push(r));
+    this.changing++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.changing === 0) for (const r of this.quiet.splice(0)) r();
+    }
+  }
+
   /** Renames tmp to path once tmp's bytes are on the medium. On failure tmp is removed and the
    *  promise rejects: the file never appears under its real name unflushed. */
   commit(tmp: string, path: string): Promise<void> {
@@ -38,6 +61,19 @@ export class GroupCommit {
       this.queue.push({ tmp, path, done: (e) => (e ? reject(e) : resolve()) });
       void this.drain();
     });
+  }
+
+  /** One flush of a filesystem at rest: changes in progress end first, new ones wait. */
+  private async flushAtRest(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.changing > 0) await new Promise<void>((r) => this.quiet.push(r));
+      await this.flush(this.dir);
+      this.flushes++;
+    } finally {
+      this.flushing = false;
+      for (const r of this.flushed.splice(0)) r();
+    }
   }
 
   private async drain(): Promise<void> {
@@ -50,22 +86,24 @@ export class GroupCommit {
         const batch = this.queue.splice(0);
         let failed: Error | undefined;
         try {
-          await this.flush(this.dir);
-          this.flushes++;
+          await this.flushAtRest();
         } catch (e) {
           failed = e as Error;
         }
+        // the renames are changes too: the next flush waits for them
         await Promise.all(
-          batch.map(async (p) => {
-            try {
-              if (failed) throw failed;
-              await rename(p.tmp, p.path);
-              p.done();
-            } catch (e) {
-              await unlink(p.tmp).catch(() => {});
-              p.done(e as Error);
-            }
-          }),
+          batch.map((p) =>
+            this.change(async () => {
+              try {
+                if (failed) throw failed;
+                await rename(p.tmp, p.path);
+                p.done();
+              } catch (e) {
+                await unlink(p.tmp).catch(() => {});
+                p.done(e as Error);
+              }
+            }),
+          ),
         );
       }
     } finally {
@@ -81,8 +119,7 @@ export class GroupCommit {
     if (this.running) return; // a commit is flushing: it carries the renames
     this.running = true;
     try {
-      await this.flush(this.dir);
-      this.flushes++;
+      await this.flushAtRest();
     } catch {
       // the entries are in place; their names reach the medium with the next flush that works
     } finally {

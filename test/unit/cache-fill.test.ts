@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import type { ChunkRef } from "../../src/store/chunk.ts";
 import type { ChunkLayer } from "../../src/store/fetcher/layer.ts";
-import { CacheFill, fillReserve, planFill, type FillTarget } from "../../src/store/fill.ts";
+import { CacheFill, fillComplete, fillReserve, planFill, type FillStats, type FillTarget } from "../../src/store/fill.ts";
 
 const ref = (i: number): ChunkRef => ({ hex: i.toString(16).padStart(64, "0"), size: 1000 + i });
 
@@ -48,6 +48,20 @@ describe("planFill", () => {
     digests.fill(3, 128, 160); // chunk 4, short
     const plan = planFill({ version: 1, imageSize: 4 * 4096 + 100, chunkSize: 4096, digests });
     expect(plan.map((r) => [r.hex.slice(0, 2), r.size])).toEqual([["01", 4096], ["02", 4096], ["03", 100]]);
+  });
+});
+
+describe("fillComplete (the daemon then remounts the medium read-only)", () => {
+  const done: FillStats = { planned: 10, present: 4, fetched: 6, bytes: 6 * 65536, failed: 0, stopped: null, ms: 1200 };
+  test("every chunk present or fetched, nothing failed, not stopped: complete", () => {
+    expect(fillComplete(done)).toBe(true);
+    expect(fillComplete({ ...done, present: 10, fetched: 0 })).toBe(true);
+  });
+  test("still running, stopped early, a failed fetch or chunks missing: not complete", () => {
+    expect(fillComplete({ ...done, ms: null })).toBe(false);
+    expect(fillComplete({ ...done, stopped: "space reserve reached" })).toBe(false);
+    expect(fillComplete({ ...done, failed: 1, fetched: 5 })).toBe(false);
+    expect(fillComplete({ ...done, fetched: 5 })).toBe(false);
   });
 });
 

@@ -68,6 +68,30 @@ describe("group commit", () => {
     expect([...readFileSync(path)]).toEqual([4]);
   });
 
+  test("a flush waits for changes in progress, and holds new ones back until it is done", async () => {
+    const dir = tmp();
+    const path = join(dir, "f");
+    const g = gate(() => [path]);
+    const gc = new GroupCommit(dir, g.flush, 60_000);
+    let endChange!: () => void;
+    const inProgress = gc.change(() => new Promise<void>((r) => (endChange = r)));
+    const p = gc.commit(await writeTemp(path, new Uint8Array([7])), path);
+    await tick();
+    expect(g.calls.length).toBe(0); // a change is in progress: no flush yet
+    endChange();
+    await inProgress;
+    await tick();
+    expect(g.calls.length).toBe(1);
+    let ran = false;
+    const late = gc.change(async () => void (ran = true));
+    await tick();
+    expect(ran).toBe(false); // held back while the flush runs
+    g.calls[0]!.release();
+    await Promise.all([p, late]);
+    expect(ran).toBe(true);
+    expect(existsSync(path)).toBe(true);
+  });
+
   test("renames reach the medium: one more flush once no commit follows for sealMs", async () => {
     const dir = tmp();
     const path = join(dir, "r");

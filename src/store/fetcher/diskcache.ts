@@ -43,7 +43,7 @@ export class DiskCache implements ChunkLayer {
         return plain;
       } catch {
         this.corrupt++;
-        await unlink(path).catch(() => {});
+        await this.change(() => unlink(path)).catch(() => {});
       }
     }
     this.misses++;
@@ -76,28 +76,35 @@ export class DiskCache implements ChunkLayer {
   }
 
   private async store(path: string, plain: Uint8Array): Promise<void> {
+    // level 0: a raw-block zstd frame (no compression, memcpy-speed reads on a warm boot), written
+    // as pieces: headers and views of the chunk, no copy
+    const packed = this.level === 0 ? zstdRawFramePieces(plain) : await Bun.zstdCompress(plain, { level: this.level });
+    if (!this.group) return this.inSubdir(path, () => writeAtomic(path, packed));
+    const tmp = await this.change(() => this.inSubdir(path, () => writeTemp(path, packed)));
+    await this.group.commit(tmp, path);
+  }
+
+  /** Runs fn, which writes into the entry's subdir: made first (once), and again if removed since. */
+  private async inSubdir<T>(path: string, fn: () => Promise<T>): Promise<T> {
     const dir = dirname(path);
     if (!this.dirs.has(dir)) {
       await mkdir(dir, { recursive: true });
       this.dirs.add(dir);
     }
-    // level 0: a raw-block zstd frame (no compression, memcpy-speed reads on a warm boot), written
-    // as pieces: headers and views of the chunk, no copy
-    const packed = this.level === 0 ? zstdRawFramePieces(plain) : await Bun.zstdCompress(plain, { level: this.level });
     try {
-      await this.write(path, packed);
+      return await fn();
     } catch (e) {
-      // the dir may have been removed since it was made: once more from scratch
       if ((e as { code?: string }).code !== "ENOENT") throw e;
       this.dirs.delete(dir);
       await mkdir(dir, { recursive: true });
-      await this.write(path, packed);
+      this.dirs.add(dir);
+      return await fn();
     }
   }
 
-  private async write(path: string, packed: Uint8Array | Uint8Array[]): Promise<void> {
-    if (!this.group) return writeAtomic(path, packed);
-    await this.group.commit(await writeTemp(path, packed), path);
+  /** A change to the medium: with a group commit, never while it flushes (group-commit.ts). */
+  private change<T>(fn: () => Promise<T>): Promise<T> {
+    return this.group ? this.group.change(fn) : fn();
   }
 
   /** Waits for background writes (tests, clean shutdown). */

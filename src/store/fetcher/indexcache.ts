@@ -34,7 +34,13 @@ export async function saveCachedIndex(cacheDir: string, indexUrl: string, bytes:
   const path = cachedIndexPath(cacheDir, indexUrl);
   const old = await readFile(path).catch(() => null);
   if (old && Buffer.from(old).equals(Buffer.from(bytes))) return;
-  await mkdir(join(cacheDir, INDEXES_DIR), { recursive: true });
-  if (group) await group.commit(await writeTemp(path, bytes), path);
-  else await writeAtomic(path, bytes, true);
+  if (!group) {
+    await mkdir(join(cacheDir, INDEXES_DIR), { recursive: true });
+    return writeAtomic(path, bytes, true);
+  }
+  const tmp = await group.change(async () => {
+    await mkdir(join(cacheDir, INDEXES_DIR), { recursive: true });
+    return writeTemp(path, bytes);
+  });
+  await group.commit(tmp, path);
 }
