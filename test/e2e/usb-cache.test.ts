@@ -24,9 +24,9 @@ const stickArgs = (img: string) => ["-device", "qemu-xhci", "-drive", `if=none,i
 const boot = (img: string, monitor?: string) => ({ firmware: true, extra: stickArgs(img), monitor });
 
 /** Copies inetboot-cache/ off the stick's FAT partition (mtools, no mounting) and verifies it.
- *  After hard kills the FAT itself may be damaged: Linux writes a file's directory entry before
- *  the FAT sectors of its clusters, so a cut in between leaves an entry that names a free cluster,
- *  which mtools refuses to read. Such files are counted as `unreadable` instead of failing the
+ *  After hard kills the FAT itself may be damaged: Linux can write a file's directory entry
+ *  before the FAT sectors of its clusters, so a cut in between leaves an entry that names a free
+ *  cluster, which mtools refuses to read (FAT has no journal). Such files are counted as `unreadable` instead of failing the
  *  copy; the agent reads them like any entry, and their digest check fails. */
 function cacheOnStick(img: string): { chunks: number; bad: number; unreadable: number; verify: string } {
   const out = join(tmp, `extract-${Date.now()}`);
@@ -195,8 +195,8 @@ test(
     const partial = cacheOnStick(img);
     console.error(`after the kills: ${partial.chunks} chunk entries, ${partial.bad} bad, ${partial.unreadable} unreadable by mtools`);
     // What was cached before a kill is kept: each group commit's flush also carries the renames of
-    // the one before, and a quiet second brings one more. (With an fsync per entry the renames
-    // waited ~30 s for writeback on vfat: the stick kept only entries that all failed to verify.)
+    // the one before, and a quiet second brings one more (on vfat a rename otherwise waits ~30 s
+    // for writeback).
     expect(partial.chunks - partial.bad).toBeGreaterThan(0);
     await withGuest(boot(img), async (g) => {
       await g.waitEvent("cache.mounted", 150_000);
