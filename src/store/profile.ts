@@ -117,7 +117,9 @@ export function decodeProfile(bytes: Uint8Array): BootProfile {
 /** The entries first read within `seconds` of the recording's start (e.g. up to a boot's marker,
  *  leaving out what a login read afterwards). */
 export function profileUntil(p: BootProfile, seconds: number): BootProfile {
-  return { ...p, entries: p.entries.filter((e) => e.ms <= seconds * 1000) };
+  // entries are whole ms; 2.018 * 1000 is 2017.9999999999998 in floating point
+  const ms = Math.round(seconds * 1000);
+  return { ...p, entries: p.entries.filter((e) => e.ms <= ms) };
 }
 
 /** The file name a profile gets next to its index (`index` → `index.profile`). */

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { encodeIndex, type StoreIndex } from "../../src/store/format.ts";
 import { chunksEvent, extractProfile } from "../../src/store/profile-console.ts";
 import { ProfileRecorder, RecordingSource } from "../../src/store/profile-record.ts";
-import { decodeProfile, encodeProfile, indexDigest, ProfileError, toHex, type ProfileEntry } from "../../src/store/profile.ts";
+import { decodeProfile, encodeProfile, indexDigest, ProfileError, profileUntil, toHex, type BootProfile, type ProfileEntry } from "../../src/store/profile.ts";
 import type { BlockSource } from "../../src/store/source.ts";
 
 const digest = new Uint8Array(32).map((_, i) => i + 1);
@@ -46,6 +46,14 @@ describe("profile codec", () => {
   test("indexDigest is the index file's trailing checksum", () => {
     const idx: StoreIndex = { version: 1, imageSize: 3 << 16, chunkSize: 1 << 16, digests: new Uint8Array(96).fill(9) };
     expect(indexDigest(idx)).toEqual(encodeIndex(idx).slice(-32));
+  });
+});
+
+describe("profileUntil (--until SECONDS)", () => {
+  test("keeps the entry read exactly at the cut, whatever floating point makes of seconds × 1000", () => {
+    const p: BootProfile = { indexDigest: new Uint8Array(32), entries: [1000, 2017, 2018, 2019].map((ms, chunk) => ({ chunk, ms })) };
+    expect(profileUntil(p, 2.018).entries.map((e) => e.ms)).toEqual([1000, 2017, 2018]);
+    expect(profileUntil(p, 1).entries.map((e) => e.ms)).toEqual([1000]);
   });
 });
 
