@@ -2,7 +2,7 @@
 // chunks dir (DIR/chunks/ab/<sha256>.zst, zstd-compressed), so a cache dir can seed a store and
 // vice versa. Entries are written atomically (tmp + rename) in the background, and verified again
 // on every read: a corrupt entry is deleted and fetched from below.
-import { mkdir, readFile, stat, statfs, unlink } from "node:fs/promises";
+import { mkdir, open, readFile, stat, statfs, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
@@ -88,7 +88,7 @@ export class DiskCache implements ChunkLayer {
   private async inSubdir<T>(path: string, fn: () => Promise<T>): Promise<T> {
     const dir = dirname(path);
     if (!this.dirs.has(dir)) {
-      await mkdir(dir, { recursive: true });
+      await this.makeDir(dir);
       this.dirs.add(dir);
     }
     try {
@@ -96,9 +96,28 @@ export class DiskCache implements ChunkLayer {
     } catch (e) {
       if ((e as { code?: string }).code !== "ENOENT") throw e;
       this.dirs.delete(dir);
-      await mkdir(dir, { recursive: true });
+      await this.makeDir(dir);
       this.dirs.add(dir);
       return await fn();
+    }
+  }
+
+  /** mkdir -p; on removable media a new dir is put on the medium at once (its own clusters, then
+   *  its entry in the parent), before any file goes in: a flush of the whole filesystem can write
+   *  the parent's entry before the new dir's clusters, and a cut in between leaves a "corrupted
+   *  directory" that sets the whole FAT read-only at the next boot. */
+  private async makeDir(dir: string): Promise<void> {
+    const first = await mkdir(dir, { recursive: true });
+    if (!first || !this.group) return;
+    const made = [dir];
+    while (made.at(-1) !== first && dirname(made.at(-1)!) !== made.at(-1)) made.push(dirname(made.at(-1)!));
+    for (const d of [...made, dirname(first)]) {
+      const h = await open(d, "r");
+      try {
+        await h.sync();
+      } finally {
+        await h.close();
+      }
     }
   }
 
