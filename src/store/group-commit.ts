@@ -14,7 +14,8 @@
 // waits for the changes in progress and holds new ones back until it is done. Measured with the
 // USB e2e test's hard kills: a stick mtools could not read in 3 of 6 runs without this, 0 of 5
 // with it. Every entry is verified on read anyway; this is about keeping the stick readable.
-import { rename, unlink } from "node:fs/promises";
+import { mkdir, open, rename, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
 
 /** Flushes the filesystem holding dir; rejects if that failed. */
 export type FsFlush = (dir: string) => Promise<void>;
@@ -53,6 +54,25 @@ export class GroupCommit {
       return await fn();
     } finally {
       if (--this.changing === 0) for (const r of this.quiet.splice(0)) r();
+    }
+  }
+
+  /** mkdir -p, each new dir put on the medium at once (its own clusters, then its entry in the
+   *  parent) before any file goes in: a flush of the whole filesystem can write the parent's entry
+   *  before the new dir's clusters, and a cut in between leaves a "corrupted directory" that sets
+   *  the whole FAT read-only at the next boot. Call it inside change() (it is a change). */
+  async makeDir(dir: string): Promise<void> {
+    const first = await mkdir(dir, { recursive: true });
+    if (!first) return;
+    const made = [dir];
+    while (made.at(-1) !== first && dirname(made.at(-1)!) !== made.at(-1)) made.push(dirname(made.at(-1)!));
+    for (const d of [...made, dirname(first)]) {
+      const h = await open(d, "r");
+      try {
+        await h.sync();
+      } finally {
+        await h.close();
+      }
     }
   }
 

@@ -2,7 +2,7 @@
 // chunks dir (DIR/chunks/ab/<sha256>.zst, zstd-compressed), so a cache dir can seed a store and
 // vice versa. Entries are written atomically (tmp + rename) in the background, and verified again
 // on every read: a corrupt entry is deleted and fetched from below.
-import { mkdir, open, readFile, stat, statfs, unlink } from "node:fs/promises";
+import { mkdir, readFile, stat, statfs, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
@@ -102,23 +102,10 @@ export class DiskCache implements ChunkLayer {
     }
   }
 
-  /** mkdir -p; on removable media a new dir is put on the medium at once (its own clusters, then
-   *  its entry in the parent), before any file goes in: a flush of the whole filesystem can write
-   *  the parent's entry before the new dir's clusters, and a cut in between leaves a "corrupted
-   *  directory" that sets the whole FAT read-only at the next boot. */
+  /** mkdir -p; on removable media the group commit puts a new dir on the medium at once. */
   private async makeDir(dir: string): Promise<void> {
-    const first = await mkdir(dir, { recursive: true });
-    if (!first || !this.group) return;
-    const made = [dir];
-    while (made.at(-1) !== first && dirname(made.at(-1)!) !== made.at(-1)) made.push(dirname(made.at(-1)!));
-    for (const d of [...made, dirname(first)]) {
-      const h = await open(d, "r");
-      try {
-        await h.sync();
-      } finally {
-        await h.close();
-      }
-    }
+    if (this.group) await this.group.makeDir(dir);
+    else await mkdir(dir, { recursive: true });
   }
 
   /** A change to the medium: with a group commit, never while it flushes (group-commit.ts). */
