@@ -66,6 +66,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
   // The booted system's shutdown signals the daemons it does not know; the root still needs us.
   process.on("SIGTERM", () => {});
   process.on("SIGHUP", () => {});
+  keepServingThroughBugs((line) => writeFd(2, `@inetboot-nbd: ${line}\n`));
   try {
     const { openSource } = await import("../store/open.ts");
     const { startNbdServer } = await import("./server.ts");
@@ -101,6 +102,33 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     writeFileSync(cfg.errorFile, oneLine(e));
     writeFd(2, `@inetboot-nbd: ${oneLine(e)}\n`);
     process.exit(1);
+  }
+}
+
+/**
+ * An exception nobody caught (a bug in a timer or a callback) would end this process, and with it
+ * every read of the root: the booted system hangs on I/O until it is powered off. Report it on the
+ * console and keep serving instead; the request that hit it, if any, gets its error reply or
+ * times out in the kernel. The same message is printed once a minute at most.
+ */
+export function keepServingThroughBugs(warn: (line: string) => void) {
+  const last = new Map<string, number>();
+  const report = (e: unknown) => {
+    const line = `internal error, still serving: ${oneLine(e)}`;
+    const now = Date.now();
+    if ((last.get(line) ?? -Infinity) > now - 60_000) return;
+    last.set(line, now);
+    if (last.size > 100) last.clear();
+    warn(line);
+  };
+  process.on("uncaughtException", report);
+  process.on("unhandledRejection", report);
+  // Test hook (test/e2e/nbd-daemon.test.ts): a bug in a timer and a rejected promise nobody awaits.
+  if (process.env.INETBOOT_TEST_DAEMON_BUG === "1") {
+    setTimeout(() => {
+      throw new Error("injected bug in a timer (INETBOOT_TEST_DAEMON_BUG)");
+    }, 0);
+    void Promise.reject(new Error("injected rejection (INETBOOT_TEST_DAEMON_BUG)"));
   }
 }
 
