@@ -6,6 +6,9 @@ export interface FsIdentity {
   type: "vfat" | "ext4";
   label: string | null;
   uuid: string | null;
+  /** vfat: the volume-dirty bit Linux sets while mounted read-write and clears when it unmounts
+   *  (or remounts read-only); set at mount time means the last writer was cut off */
+  dirty?: boolean;
 }
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
@@ -29,7 +32,9 @@ export function identifyFs(b: Uint8Array): FsIdentity | null {
     const id = dv.getUint32(ebr + 3, true);
     const label = String.fromCharCode(...b.subarray(ebr + 7, ebr + 18)).trim();
     const uuid = `${(id >>> 16).toString(16).padStart(4, "0")}-${(id & 0xffff).toString(16).padStart(4, "0")}`.toUpperCase();
-    return { type: "vfat", label: label && label !== "NO NAME" ? label : null, uuid };
+    // The byte after the drive number: bit 0 "not cleanly unmounted".
+    const dirty = (b[ebr + 1]! & 1) === 1;
+    return { type: "vfat", label: label && label !== "NO NAME" ? label : null, uuid, dirty };
   }
   return null;
 }

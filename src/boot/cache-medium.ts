@@ -7,6 +7,7 @@ import { emit } from "../agent/events.ts";
 import { mount, umount, sync, MS } from "../sys/ffi.ts";
 import { oneLine } from "../sys/errors.ts";
 import { identifyFs, listBlockDevices, readHead } from "./blockdev.ts";
+import { fsckFat } from "./fsck-fat.ts";
 
 export const CACHE_FOLDER = "inetboot-cache";
 // Not under /run: switch_root moves /run into the new root, while the NBD daemon keeps the
@@ -19,6 +20,8 @@ export interface CacheMedium {
   mountpoint: string;
   dir: string;
 }
+
+const VFAT_OPTIONS = "iocharset=utf8";
 
 const FS_MODULES: Record<string, string[]> = { vfat: ["vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8"], ext4: ["ext4"] };
 
@@ -50,6 +53,19 @@ export async function findCacheMedium(spec: CacheSpec, waitMs = 0): Promise<Cach
   return null;
 }
 
+/** A FAT stick whose dirty bit is set was cut off while written: repair it before mounting
+ *  (fsck-fat.ts says why). Whatever the outcome, the mount is tried: reads are verified anyway. */
+function repairFat(device: string) {
+  const r = fsckFat(device);
+  if (!r) {
+    emit("warning", { message: `cache: ${device} was not cleanly unmounted and this initramfs has no fsck.fat; mounting it as it is` });
+    return;
+  }
+  const fields = { device, status: r.status, changed: r.changed, seconds: r.seconds, summary: r.summary };
+  if (r.ok) emit("cache.fsck", fields, `${device}: not cleanly unmounted, checked with fsck.fat in ${r.seconds} s: ${r.summary}`);
+  else emit("warning", { message: `cache: fsck.fat -a ${device} failed (exit status ${r.status}): ${r.summary}; mounting it as it is` });
+}
+
 async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
   for (const dev of listBlockDevices()) {
     const head = readHead(dev.path);
@@ -60,7 +76,7 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
       mkdirSync(MNT, { recursive: true });
       // Not vfat's `flush` option: it sleeps 100 ms in every close() of a written file (a cold
       // boot paid that per chunk). The cache flushes what it writes itself (group-commit.ts).
-      mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, id.type === "vfat" ? "iocharset=utf8" : null);
+      mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, id.type === "vfat" ? VFAT_OPTIONS : null);
     } catch (e) {
       emit("warning", { message: `cache: ${oneLine(e)}` });
       continue;
@@ -69,6 +85,17 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
     if (spec.kind === "auto" && !existsSync(dir)) {
       umount(MNT);
       continue;
+    }
+    // Only a stick that is ours (it has the folder, or inetboot.cache names it) gets repaired.
+    if (id.type === "vfat" && id.dirty) {
+      try {
+        umount(MNT);
+        repairFat(dev.path);
+        mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, VFAT_OPTIONS);
+      } catch (e) {
+        emit("warning", { message: `cache: ${oneLine(e)}` });
+        continue;
+      }
     }
     mkdirSync(dir, { recursive: true });
     const m = { device: dev.path, fstype: id.type, mountpoint: MNT, dir };

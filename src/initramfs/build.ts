@@ -41,6 +41,10 @@ export interface InitramfsOptions {
   /** Add /bin/busybox (from `busybox`, default /bin/busybox) and /bin/sh. */
   withBusybox?: boolean;
   busybox?: string;
+  /** Add /usr/sbin/fsck.fat (from `fsckFat`, default /usr/sbin/fsck.fat, dosfstools): the agent
+   *  repairs a FAT cache stick that was cut off while written (boot/fsck-fat.ts). */
+  withFsckFat?: boolean;
+  fsckFat?: string;
   /** lz4 (default), zstd or none. */
   compress?: Compression;
   /** zstd level 1..19 (default 3); only with compress "zstd". */
@@ -244,6 +248,11 @@ export function planInitramfs(opts: InitramfsOptions): { tree: ArchiveTree; modu
     if (!existsSync(bb)) throw new UserError(`busybox not found: ${bb} (install busybox-static)`);
     addExecutable(tree, bb, "bin/busybox", "busybox");
     tree.addSymlink("bin/sh", "busybox");
+  }
+  if (opts.withFsckFat) {
+    const f = opts.fsckFat ?? "/usr/sbin/fsck.fat";
+    if (!existsSync(f)) throw new UserError(`fsck.fat not found: ${f} (install dosfstools)`);
+    addExecutable(tree, f, "usr/sbin/fsck.fat", "fsck.fat");
   }
   for (const [d, perm] of BASE_DIRS) tree.addDir(d, perm);
   for (const [p, maj, min, perm] of BASE_DEVICES) tree.addDevice(p, "char", maj, min, perm);

@@ -4,7 +4,7 @@
 // a cold caching boot never leave a chunk that a later boot uses wrongly. A system left idle fills
 // the cache with the rest of the image, so a next boot that reads other blocks needs no network.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { BUILD, withGuest, Guest, monitorCommand } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
@@ -177,6 +177,78 @@ test(
   T,
 );
 
+const ESP = 2 * 1024 * 1024; // the ESP starts at 2 MiB (docs/media.md)
+
+/** fsck.fat -n (check only) on a copy of the stick's ESP: exit status and output. */
+function fsckStick(img: string): { code: number; out: string } {
+  const esp = join(tmp, "esp-check.img");
+  run(["dd", `if=${img}`, `of=${esp}`, "bs=1M", `skip=${ESP / 1024 / 1024}`, "status=none"]);
+  const r = Bun.spawnSync(["fsck.fat", "-n", esp], { stdout: "pipe", stderr: "pipe" });
+  rmSync(esp);
+  return { code: r.exitCode ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+/** What a cut can leave on FAT (no journal): a file's directory entry on the stick while the FAT
+ *  sectors that allocate its clusters never got there, and the dirty bit still set. */
+function cutOffStick(img: string) {
+  const at = `${img}@@${ESP}`;
+  const junk = join(tmp, "junk.bin");
+  writeFileSync(junk, Buffer.alloc(40_000, 7));
+  run(["mcopy", "-i", at, junk, "::inetboot-cache/junk.bin"]);
+  const fd = openSync(img, "r+");
+  try {
+    const bs = Buffer.alloc(512);
+    readSync(fd, bs, 0, 512, ESP);
+    const reserved = bs.readUInt16LE(14), fats = bs[16]!, fatSectors = bs.readUInt32LE(36);
+    const clusterBytes = bs.readUInt16LE(11) * bs[13]!;
+    const fat = Buffer.alloc(fatSectors * 512);
+    readSync(fd, fat, 0, fat.length, ESP + reserved * 512);
+    // mtools allocated the new file's clusters last: the highest chain is the junk file's.
+    let last = fat.length / 4 - 1;
+    while (last > 2 && (fat.readUInt32LE(last * 4) & 0x0fffffff) === 0) last--;
+    let first = last;
+    while (first > 3 && (fat.readUInt32LE((first - 1) * 4) & 0x0fffffff) === first) first--;
+    expect(last - first + 1).toBe(Math.ceil(40_000 / clusterBytes));
+    const zeros = Buffer.alloc((last - first + 1) * 4);
+    for (let i = 0; i < fats; i++) writeSync(fd, zeros, 0, zeros.length, ESP + (reserved + i * fatSectors) * 512 + first * 4);
+    writeSync(fd, Buffer.from([bs[0x41]! | 1]), 0, 1, ESP + 0x41);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test(
+  "a stick cut off while written (dirty, an entry on clusters the FAT marks free) is repaired before it is mounted",
+  async () => {
+    const img = join(tmp, "stick5.img");
+    copyFileSync(blank, img);
+    cutOffStick(img);
+    const damaged = fsckStick(img);
+    expect(damaged.code).toBe(1);
+    expect(damaged.out).toContain("free cluster");
+    editCmdline(img, (l) => `${l} test.idle`);
+    await withGuest(boot(img), async (g) => {
+      const f = await g.waitEvent("cache.fsck", 150_000);
+      expect(f.changed).toBe(true);
+      expect(f.summary).toMatch(/\d+ files, \d+\/\d+ clusters/);
+      await g.waitEvent("cache.mounted", 30_000);
+      await g.waitText(/ROOT-IDLE/, 200_000);
+      await g.waitEvent("cache.readonly", 150_000); // the whole image written to the repaired stick
+      g.send("\n");
+      await g.waitText(/ROOT-DONE/, 30_000);
+      expect(await g.exited).toBe(0);
+    });
+    // Checked on the stick's bytes: no damage left, not even the dirty bit.
+    const after = fsckStick(img);
+    expect(after.out).not.toContain("free cluster");
+    expect(after.code).toBe(0);
+    const onStick = cacheOnStick(img);
+    expect(onStick.chunks).toBeGreaterThan(0);
+    expect(onStick.verify).toMatch(/^0 /);
+  },
+  T,
+);
+
 test(
   "QEMU killed hard during cold caching boots; the next boot's data is intact",
   async () => {
@@ -199,6 +271,8 @@ test(
     // for writeback).
     expect(partial.chunks - partial.bad).toBeGreaterThan(0);
     await withGuest(boot(img), async (g) => {
+      // Killed while mounted read-write, the stick is dirty: checked and repaired first.
+      await g.waitEvent("cache.fsck", 150_000);
       await g.waitEvent("cache.mounted", 150_000);
       await rootBoot(g);
     });

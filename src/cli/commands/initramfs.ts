@@ -37,6 +37,7 @@ export default defineCommand({
     trust: { type: "string", description: "Trusted manifest/script signing key KEY.pub (repeatable): /etc/inetboot/trusted/" },
     "allow-unsigned": { type: "boolean", description: "Let the agent accept unsigned manifests and scripts" },
     "with-busybox": { type: "boolean", description: "Add /bin/busybox (busybox-static) and /bin/sh" },
+    "with-fsck-fat": { type: "boolean", description: "Add /usr/sbin/fsck.fat (dosfstools): repairs a FAT cache stick cut off while written" },
     compress: {
       type: "string",
       description: "lz4 (legacy frame, like lz4 -l -9: the kernel unpacks it ~1.7x faster than zstd), zstd (~11% smaller) or none",
@@ -66,6 +67,7 @@ export default defineCommand({
         modules: args.modules ? args.modules.split(",") : [],
         files,
         withBusybox: !!args["with-busybox"],
+        withFsckFat: !!args["with-fsck-fat"],
         trust: collectRepeated(ctx.rawArgs, "trust"),
         allowUnsigned: !!args["allow-unsigned"],
         compress,
