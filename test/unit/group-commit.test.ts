@@ -8,6 +8,7 @@ import { GroupCommit } from "../../src/store/group-commit.ts";
 import { DiskCache } from "../../src/store/fetcher/diskcache.ts";
 import { chunkPath, sha256Hex } from "../../src/store/chunk-name.ts";
 import { FsFlusher } from "../../src/sys/fsflush.ts";
+import { cachedIndexPath, INDEXES_DIR, saveCachedIndex } from "../../src/store/fetcher/indexcache.ts";
 import { prng, tmp } from "./store-fixtures.ts";
 
 /** A flush the test releases by hand; records what existed under the final names when it ran. */
@@ -136,6 +137,24 @@ describe("group commit", () => {
     expect(await p).toEqual(data);
     expect(existsSync(path)).toBe(true);
     expect(gc.flushes).toBe(1);
+  });
+
+  test("the cached index: its new indexes/ dir goes through makeDir, the file appears after its flush", async () => {
+    const dir = tmp();
+    const bytes = prng(300, 9);
+    const path = cachedIndexPath(dir, "http://h/s/index");
+    const g = gate(() => [path]);
+    const gc = new GroupCommit(dir, g.flush, 60_000);
+    const made: string[] = [];
+    const makeDir = gc.makeDir.bind(gc);
+    gc.makeDir = (d: string) => (made.push(d), makeDir(d));
+    const saved = saveCachedIndex(dir, "http://h/s/index", bytes, gc);
+    for (let i = 0; i < 50 && g.calls.length === 0; i++) await tick();
+    expect(made).toEqual([join(dir, INDEXES_DIR)]);
+    expect(g.calls[0]!.seen).toEqual([false]);
+    g.calls[0]!.release();
+    await saved;
+    expect(Buffer.from(readFileSync(path)).equals(Buffer.from(bytes))).toBe(true);
   });
 });
 

@@ -39,7 +39,7 @@ export async function saveCachedIndex(cacheDir: string, indexUrl: string, bytes:
     return writeAtomic(path, bytes, true);
   }
   const tmp = await group.change(async () => {
-    await mkdir(join(cacheDir, INDEXES_DIR), { recursive: true });
+    await group.makeDir(join(cacheDir, INDEXES_DIR)); // a new dir reaches the medium before its file
     return writeTemp(path, bytes);
   });
   await group.commit(tmp, path);
