@@ -8,6 +8,7 @@ import { mount, umount, sync, MS } from "../sys/ffi.ts";
 import { oneLine } from "../sys/errors.ts";
 import { identifyFs, listBlockDevices, readHead } from "./blockdev.ts";
 import { fsckFat } from "./fsck-fat.ts";
+import type { MediumMount } from "../store/group-commit.ts";
 
 export const CACHE_FOLDER = "inetboot-cache";
 // Not under /run: switch_root moves /run into the new root, while the NBD daemon keeps the
@@ -111,6 +112,27 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
  *  OS asks to repair it. Nobody unmounts it otherwise: it is out of the booted system's sight. */
 export function remountReadOnly(mountpoint: string) {
   mount(mountpoint, mountpoint, null, MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV);
+}
+
+/** The stick's mount for the NBD daemon's group commit: read-only while nothing is written,
+ *  read-write again for the next write (group-commit.ts says why). Remounting is cheap: the
+ *  group commit rests it only once its writes are flushed. */
+export function mediumMount(mountpoint: string, onChange?: (readOnly: boolean) => void): MediumMount {
+  let readOnly = false;
+  return {
+    wake() {
+      if (!readOnly) return;
+      mount(mountpoint, mountpoint, null, MS.REMOUNT | MS.NOSUID | MS.NODEV);
+      readOnly = false;
+      onChange?.(false);
+    },
+    rest() {
+      if (readOnly) return;
+      remountReadOnly(mountpoint);
+      readOnly = true;
+      onChange?.(true);
+    },
+  };
 }
 
 /** Before kexec: everything on the stick, then unmount it cleanly. */

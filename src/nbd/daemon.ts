@@ -77,8 +77,14 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     const warn = (line: string) => writeFd(2, `@inetboot-nbd: ${line}\n`);
     raisePriority(warn);
     let index: import("../store/format.ts").StoreIndex | null = null;
+    // The stick rests read-only whenever nothing is written (not while a profile is recorded
+    // there, with plain writes of its own).
+    const mp = cfg.cacheMount;
+    const medium = mp && !cfg.record
+      ? (await import("../boot/cache-medium.ts")).mediumMount(mp, (ro) => cfg.events && print(ro ? "cache.readonly" : "cache.writable", { mountpoint: mp }))
+      : undefined;
     let source = await openSource(cfg.url, {
-      mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
+      mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, cacheMount: medium, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
       // A published profile (STORE/<index>.profile) is fetched ahead, in the order it lists.
       prefetch: true, log: warn, onIndex: (i) => (index = i),
       onPrefetch: (what, st) => cfg.events && print(`prefetch.${what}`, { ...st }),
@@ -88,7 +94,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       onFill: (what, st) => {
         if (cfg.events) print(what === "start" ? "cache.fill" : "cache.filled", { ...st });
         if (what === "done" && st.stopped) warn(`cache fill ended early: ${st.stopped} (${st.fetched} of ${st.planned - st.present} chunks fetched)`);
-        if (what === "done" && cfg.cacheMount && !cfg.record) void sealCacheMedium(st, cfg.cacheMount, cfg.events ? print : null, warn);
+        if (what === "done" && medium) void sealCacheMedium(st, medium, warn);
       },
     });
     if (cfg.record) {
@@ -132,20 +138,17 @@ export function keepServingThroughBugs(warn: (line: string) => void) {
   }
 }
 
-/** When the fill left the whole image on the cache medium, remount it read-only
- *  (boot/cache-medium.ts says why). */
+/** When the fill left the whole image on the cache medium, remount it read-only now (the group
+ *  commit would after a quiet moment; boot/cache-medium.ts says why). */
 async function sealCacheMedium(
   st: import("../store/fill.ts").FillStats,
-  mountpoint: string,
-  print: import("../store/profile-daemon.ts").EventPrinter | null,
+  medium: import("../store/group-commit.ts").MediumMount,
   warn: (line: string) => void,
 ) {
   const { fillComplete } = await import("../store/fill.ts");
   if (!fillComplete(st)) return;
-  const { remountReadOnly } = await import("../boot/cache-medium.ts");
   try {
-    remountReadOnly(mountpoint);
-    print?.("cache.readonly", { mountpoint });
+    medium.rest(); // cache.readonly, unless the medium was at rest already
   } catch (e) {
     warn(`cache medium stays writable: ${oneLine(e)}`);
   }

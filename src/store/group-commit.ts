@@ -20,6 +20,17 @@ import { dirname } from "node:path";
 /** Flushes the filesystem holding dir; rejects if that failed. */
 export type FsFlush = (dir: string) => Promise<void>;
 
+/**
+ * The medium's mount, put at rest (read-only) while nothing is written: a FAT stick is then clean
+ * (Linux clears its dirty bit), so pulling it or a power cut between writes harms nothing, and the
+ * next boot needs no fsck. Both calls are no-ops in the state already reached; wake() throws if
+ * the medium cannot be written (the change then fails like any write error).
+ */
+export interface MediumMount {
+  wake(): void;
+  rest(): void;
+}
+
 interface Pending {
   tmp: string;
   path: string;
@@ -39,21 +50,52 @@ export class GroupCommit {
   /** flushes done, for commits and for renames (tests, stats) */
   flushes = 0;
 
-  /** @param dir any path on the filesystem whose files are committed here */
+  private restTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * @param dir any path on the filesystem whose files are committed here
+   * @param mount with it, the medium rests (read-only) once nothing has been written for restMs
+   *   (and the renames are sealed), and wakes before the next change
+   */
   constructor(
     private dir: string,
     private flush: FsFlush,
     private sealMs = 1000,
-  ) {}
+    private mount: MediumMount | null = null,
+    private restMs = 2000,
+  ) {
+    this.restLater(); // a boot that writes nothing leaves the medium clean too
+  }
 
   /** Runs a change to the medium (writing a tmp file, mkdir, unlink) while no flush runs. */
   async change<T>(fn: () => Promise<T>): Promise<T> {
     while (this.flushing) await new Promise<void>((r) => this.flushed.push(r));
+    this.mount?.wake();
     this.changing++;
     try {
       return await fn();
     } finally {
       if (--this.changing === 0) for (const r of this.quiet.splice(0)) r();
+      this.restLater();
+    }
+  }
+
+  /** (Re)arms the rest: restMs after the last change, once everything is flushed. */
+  private restLater() {
+    if (!this.mount) return;
+    if (this.restTimer) clearTimeout(this.restTimer);
+    this.restTimer = setTimeout(() => this.rest(), this.restMs);
+    (this.restTimer as { unref?: () => void }).unref?.();
+  }
+
+  private rest() {
+    this.restTimer = null;
+    // Not while anything is in flight: a commit, its seal flush, a change.
+    if (this.running || this.flushing || this.changing > 0 || this.queue.length > 0 || this.seal) return this.restLater();
+    try {
+      this.mount!.rest();
+    } catch {
+      // busy or refused: it stays writable, and the next quiet moment tries again
     }
   }
 

@@ -22,7 +22,7 @@ import { loadProfile } from "./profile-load.ts";
 import { StoreReader } from "./reader.ts";
 import type { BlockSource } from "./source.ts";
 import { FsFlusher } from "../sys/fsflush.ts";
-import { GroupCommit } from "./group-commit.ts";
+import { GroupCommit, type MediumMount } from "./group-commit.ts";
 
 export interface OpenOptions {
   /** more base URLs serving the same store (or URLs of the same raw image) */
@@ -31,6 +31,8 @@ export interface OpenOptions {
   cacheDir?: string;
   /** flush cache entries to the medium (in groups, syncfs) before renaming them into place (removable media) */
   cacheFsync?: boolean;
+  /** with cacheFsync: the medium's mount, read-only whenever nothing is written (group-commit.ts) */
+  cacheMount?: MediumMount;
   /** memory cache cap in bytes (default 64 MiB) */
   memCacheBytes?: number;
   /** a read fails with EIO when no mirror delivered within this many ms (default 30 s) */
@@ -194,16 +196,16 @@ const CACHE_LEVEL = 0;
  *  flushes), and one syncfs Worker for them all, started on the first flush. */
 const commits = new Map<string, GroupCommit>();
 let flusher: FsFlusher | undefined;
-function groupCommit(dir: string): GroupCommit {
+function groupCommit(dir: string, mount?: MediumMount): GroupCommit {
   let g = commits.get(dir);
   if (!g) {
     const f = (flusher ??= new FsFlusher());
-    commits.set(dir, (g = new GroupCommit(dir, (d) => f.flush(d))));
+    commits.set(dir, (g = new GroupCommit(dir, (d) => f.flush(d), undefined, mount)));
   }
   return g;
 }
 
-type StackOptions = { pool?: HttpPool; cacheDir?: string; cacheFsync?: boolean; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number };
+type StackOptions = { pool?: HttpPool; cacheDir?: string; cacheFsync?: boolean; cacheMount?: MediumMount; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number };
 
 /** The fetcher stack's layers: top = memory LRU ← below = single-flight ← disk cache ← mirrors. */
 function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCache; below: SingleFlight; disk: DiskCache | null } {
@@ -214,7 +216,7 @@ function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCach
     const pool = opts.pool ?? new HttpPool();
     const origins: Origin[] = location.bases.map((b) => new HttpOrigin(b, pool));
     layer = new MirrorLayer(origins, { deadlineMs: opts.deadlineMs, attemptTimeoutMs: opts.attemptTimeoutMs ?? pool.timeoutMs });
-    if (opts.cacheDir) layer = disk = new DiskCache(layer, opts.cacheDir, CACHE_LEVEL, opts.cacheFsync ? groupCommit(opts.cacheDir) : null);
+    if (opts.cacheDir) layer = disk = new DiskCache(layer, opts.cacheDir, CACHE_LEVEL, opts.cacheFsync ? groupCommit(opts.cacheDir, opts.cacheMount) : null);
   }
   const below = new SingleFlight(layer);
   return { top: new MemCache(below, opts.memCacheBytes ?? 64 * 1024 * 1024), below, disk };
@@ -270,7 +272,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
     if (opts.prefetch) layer = startPrefetch(layer, store.index, store.location, pool, opts, log);
     return new StoreReader(store.index, layer);
   }
-  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log, group: opts.cacheFsync ? groupCommit(opts.cacheDir) : undefined } : undefined);
+  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log, group: opts.cacheFsync ? groupCommit(opts.cacheDir, opts.cacheMount) : undefined } : undefined);
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     opts.onIndex?.(index);

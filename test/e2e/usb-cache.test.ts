@@ -250,6 +250,39 @@ test(
 );
 
 test(
+  "the stick rests read-only once the boot stops writing (fill off): clean after a power-off, no fsck at the next boot",
+  async () => {
+    const img = join(tmp, "stick6.img");
+    copyFileSync(blank, img);
+    editCmdline(img, (l) => `${l} inetboot.fill=off test.idle`);
+    const state = (g: Guest) => g.events().filter((e) => e.ev === "cache.readonly" || e.ev === "cache.writable").at(-1)?.ev;
+    await withGuest(boot(img), async (g) => {
+      await g.waitText(/ROOT-IDLE/, 200_000);
+      // nothing more to write (the fill is off): the daemon remounts the stick read-only
+      await g.waitFor((g) => state(g) === "cache.readonly", 60_000, "the stick at rest");
+      g.send("\n");
+      await g.waitText(/ROOT-DONE/, 30_000);
+      expect(await g.exited).toBe(0);
+    });
+    expect(fatDirty(img)).toBe(false); // clean on the stick's bytes, though nobody unmounted it
+    const first = cacheOnStick(img);
+    expect(first.chunks).toBeGreaterThan(0);
+    expect(first.verify).toMatch(/^0 /);
+    // The next boot reads the big file too: new chunks, written after the stick is woken again.
+    editCmdline(img, (l) => l.replace(/ test\.idle$/, ""));
+    await withGuest(boot(img), async (g) => {
+      await g.waitEvent("cache.mounted", 150_000);
+      expect(g.event("cache.fsck")).toBeUndefined(); // clean: nothing to check
+      await rootBoot(g);
+    });
+    const second = cacheOnStick(img);
+    expect(second.chunks).toBeGreaterThan(first.chunks);
+    expect(second.verify).toMatch(/^0 /);
+  },
+  T,
+);
+
+test(
   "QEMU killed hard during cold caching boots; the next boot's data is intact",
   async () => {
     const img = join(tmp, "stick2.img");

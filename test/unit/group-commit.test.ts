@@ -158,6 +158,73 @@ describe("group commit", () => {
   });
 });
 
+describe("the medium at rest (read-only while nothing is written)", () => {
+  /** Like the real one (cache-medium.ts): each call a no-op in the state already reached. */
+  const fakeMount = (log: string[], failWake = false) => {
+    let resting = false;
+    return {
+      wake: () => {
+        if (!resting) return;
+        if (failWake) throw new Error("mount(/m → /m, remount): EROFS");
+        resting = false;
+        log.push("wake");
+      },
+      rest: () => {
+        if (resting) return;
+        resting = true;
+        log.push("rest");
+      },
+    };
+  };
+
+  test("rests once quiet (also when nothing was written), wakes before the next change, rests again after the seal", async () => {
+    const dir = tmp();
+    const log: string[] = [];
+    const flush = async () => void log.push("flush");
+    const gc = new GroupCommit(dir, flush, 20, fakeMount(log), 40);
+    await Bun.sleep(80);
+    expect(log).toEqual(["rest"]); // a boot that writes nothing leaves the medium clean
+    const path = join(dir, "x");
+    const t = await gc.change(async () => (log.push("write"), writeTemp(path, new Uint8Array([1, 2, 3]))));
+    await gc.commit(t, path);
+    expect(log.slice(0, 4)).toEqual(["rest", "wake", "write", "flush"]);
+    for (let i = 0; i < 100 && log.at(-1) !== "rest"; i++) await tick();
+    // the renames' seal flush comes before the rest
+    expect(log.slice(4)).toEqual(["flush", "rest"]);
+    expect(existsSync(path)).toBe(true);
+  });
+
+  test("no rest while a flush runs; it comes once the flush is done", async () => {
+    const dir = tmp();
+    const log: string[] = [];
+    const path = join(dir, "y");
+    const g = gate(() => [path]);
+    const gc = new GroupCommit(dir, g.flush, 10, fakeMount(log), 20);
+    const t = await gc.change(() => writeTemp(path, new Uint8Array([4])));
+    const c = gc.commit(t, path);
+    await Bun.sleep(80);
+    expect(log).toEqual([]); // the flush holds the rest back
+    g.calls[0]!.release();
+    await c;
+    for (let i = 0; i < 100 && g.calls.length < 2; i++) await tick();
+    g.calls[1]!.release(); // the seal flush
+    for (let i = 0; i < 100 && !log.includes("rest"); i++) await tick();
+    expect(log).toEqual(["rest"]);
+  });
+
+  test("a medium that cannot be woken fails the change: nothing is run or written", async () => {
+    const dir = tmp();
+    const log: string[] = [];
+    const gc = new GroupCommit(dir, async () => {}, 10, fakeMount(log, true), 10);
+    await Bun.sleep(40);
+    expect(log).toEqual(["rest"]);
+    let ran = false;
+    await expect(gc.change(async () => (ran = true))).rejects.toThrow("EROFS");
+    await tick();
+    expect(ran).toBe(false);
+  });
+});
+
 describe("FsFlusher (syncfs on a Worker)", () => {
   test("flushes a real filesystem on its worker thread", async () => {
     const f = new FsFlusher();
