@@ -6,6 +6,7 @@ import type { CacheSpec } from "./cmdline.ts";
 import { emit } from "../agent/events.ts";
 import { mount, umount, sync, MS } from "../sys/ffi.ts";
 import { oneLine } from "../sys/errors.ts";
+import { bootLog } from "../sys/console.ts";
 import { identifyFs, listBlockDevices, readHead } from "./blockdev.ts";
 import { fsckFat } from "./fsck-fat.ts";
 import type { MediumMount } from "../store/group-commit.ts";
@@ -57,6 +58,8 @@ export async function findCacheMedium(spec: CacheSpec, waitMs = 0): Promise<Cach
 /** A FAT stick whose dirty bit is set was cut off while written: repair it before mounting
  *  (fsck-fat.ts says why). Whatever the outcome, the mount is tried: reads are verified anyway. */
 function repairFat(device: string) {
+  // a large stick can take a while: say why the boot pauses
+  bootLog.info(`${device}: not cleanly unmounted (cut off while written); checking it with fsck.fat`);
   const r = fsckFat(device);
   if (!r) {
     emit("warning", { message: `cache: ${device} was not cleanly unmounted and this initramfs has no fsck.fat; mounting it as it is` });
