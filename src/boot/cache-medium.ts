@@ -1,7 +1,7 @@
 // The persistent block cache (the seed's `knxblock` folder on a USB stick): find a vfat or ext4
 // filesystem holding `inetboot-cache/` (removable devices first) or the one inetboot.cache names,
 // mount it, and hand its folder to the chunk cache, the payload cache and the rollback state.
-import { existsSync, mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
 import type { CacheSpec } from "./cmdline.ts";
 import { emit } from "../agent/events.ts";
 import { mount, umount, sync, MS } from "../sys/ffi.ts";
@@ -120,10 +120,13 @@ export function remountReadOnly(mountpoint: string) {
 /** The stick's mount for the NBD daemon's group commit: read-only while nothing is written,
  *  read-write again for the next write (group-commit.ts says why). Remounting is cheap: the
  *  group commit rests it only once its writes are flushed. */
-export function mediumMount(mountpoint: string, onChange?: (readOnly: boolean) => void): MediumMount {
+export function mediumMount(mountpoint: string, onChange?: (readOnly: boolean, byKernel?: boolean) => void): MediumMount {
   let readOnly = false;
+  /** the kernel made it read-only, not us: vfat does on meeting a damaged directory */
+  let forced = false;
   return {
     wake() {
+      if (forced) throw new Error(`${mountpoint}: set read-only by the kernel after a filesystem error; it stays so until fsck.fat at the next boot`);
       if (!readOnly) return;
       mount(mountpoint, mountpoint, null, MS.REMOUNT | MS.NOSUID | MS.NODEV);
       readOnly = false;
@@ -131,11 +134,23 @@ export function mediumMount(mountpoint: string, onChange?: (readOnly: boolean) =
     },
     rest() {
       if (readOnly) return;
-      remountReadOnly(mountpoint);
+      // Writing on after the kernel stopped it would damage the stick further.
+      if (kernelReadOnly(mountpoint)) forced = true;
+      else remountReadOnly(mountpoint);
       readOnly = true;
-      onChange?.(true);
+      onChange?.(true, forced);
     },
   };
+}
+
+/** Is the filesystem read-only although we mounted it read-write? (access(2) answers EROFS.) */
+function kernelReadOnly(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return false;
+  } catch (e) {
+    return (e as { code?: string }).code === "EROFS";
+  }
 }
 
 /** Before kexec: everything on the stick, then unmount it cleanly. */

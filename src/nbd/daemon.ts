@@ -81,7 +81,10 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     // there, with plain writes of its own).
     const mp = cfg.cacheMount;
     const medium = mp && !cfg.record
-      ? (await import("../boot/cache-medium.ts")).mediumMount(mp, (ro) => cfg.events && print(ro ? "cache.readonly" : "cache.writable", { mountpoint: mp }))
+      ? (await import("../boot/cache-medium.ts")).mediumMount(mp, (ro, byKernel) => {
+          if (byKernel) warn(`cache medium ${mp} was set read-only by the kernel after a filesystem error: no more caching this boot (fsck.fat repairs it at the next)`);
+          if (cfg.events) print(ro ? "cache.readonly" : "cache.writable", { mountpoint: mp, ...(byKernel ? { byKernel } : {}) });
+        })
       : undefined;
     let source = await openSource(cfg.url, {
       mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, cacheMount: medium, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
