@@ -16,6 +16,7 @@
 // with it. Every entry is verified on read anyway; this is about keeping the stick readable.
 import { mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
+import { writeTemp } from "./atomic.ts";
 
 /** Flushes the filesystem holding dir; rejects if that failed. */
 export type FsFlush = (dir: string) => Promise<void>;
@@ -116,6 +117,16 @@ export class GroupCommit {
         await h.close();
       }
     }
+  }
+
+  /** A whole new file at path, the group-commit way: its dir made (and on the medium) if new, the
+   *  bytes under a tmp name, then renamed once flushed. */
+  async writeFile(path: string, data: Uint8Array | Uint8Array[]): Promise<void> {
+    const tmp = await this.change(async () => {
+      await this.makeDir(dirname(path));
+      return writeTemp(path, data);
+    });
+    await this.commit(tmp, path);
   }
 
   /** Renames tmp to path once tmp's bytes are on the medium. On failure tmp is removed and the

@@ -4,7 +4,7 @@
 // a file that fails it is deleted.
 import { mkdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { writeAtomic, writeTemp } from "../atomic.ts";
+import { writeAtomic } from "../atomic.ts";
 import type { GroupCommit } from "../group-commit.ts";
 import { sha256Hex } from "../chunk-name.ts";
 import { decodeIndex, type StoreIndex } from "../format.ts";
@@ -38,9 +38,5 @@ export async function saveCachedIndex(cacheDir: string, indexUrl: string, bytes:
     await mkdir(join(cacheDir, INDEXES_DIR), { recursive: true });
     return writeAtomic(path, bytes, true);
   }
-  const tmp = await group.change(async () => {
-    await group.makeDir(join(cacheDir, INDEXES_DIR)); // a new dir reaches the medium before its file
-    return writeTemp(path, bytes);
-  });
-  await group.commit(tmp, path);
+  await group.writeFile(path, bytes);
 }
