@@ -57,10 +57,10 @@ export async function findCacheMedium(spec: CacheSpec, waitMs = 0): Promise<Cach
 
 /** A FAT stick whose dirty bit is set was cut off while written: repair it before mounting
  *  (fsck-fat.ts says why). Whatever the outcome, the mount is tried: reads are verified anyway. */
-function repairFat(device: string) {
-  // a large stick can take a while: say why the boot pauses
+async function repairFat(device: string) {
+  // a large stick can take a while: say why the boot pauses, and that it still does
   bootLog.info(`${device}: not cleanly unmounted (cut off while written); checking it with fsck.fat`);
-  const r = fsckFat(device);
+  const r = await fsckFat(device, { onTick: (s) => bootLog.info(`${device}: fsck.fat still checking (${s} s)`) });
   if (!r) {
     emit("warning", { message: `cache: ${device} was not cleanly unmounted and this initramfs has no fsck.fat; mounting it as it is` });
     return;
@@ -94,7 +94,7 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
     if (id.type === "vfat" && id.dirty) {
       try {
         umount(MNT);
-        repairFat(dev.path);
+        await repairFat(dev.path);
         mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, VFAT_OPTIONS);
       } catch (e) {
         emit("warning", { message: `cache: ${oneLine(e)}` });

@@ -2,7 +2,7 @@
 // while mounted read-write) read from real mkfs.fat images, and fsck.fat repairing the damage a
 // cut leaves: a directory entry whose clusters are free in the FAT.
 import { expect, test } from "bun:test";
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, openSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { identifyFs } from "../../src/boot/blockdev.ts";
 import { fsckFat } from "../../src/boot/fsck-fat.ts";
@@ -43,7 +43,7 @@ test("FAT32 and FAT16: label, UUID and the dirty bit (bit 0 of the byte after th
   }
 });
 
-test("fsck.fat -a clears the dirty bit and repairs an entry whose clusters the FAT marks free", () => {
+test("fsck.fat -a clears the dirty bit and repairs an entry whose clusters the FAT marks free", async () => {
   const img = mkfat("cut.img", 32);
   const data = join(dir, "chunk.zst");
   Bun.write(data, new Uint8Array(40_000).fill(7));
@@ -58,7 +58,7 @@ test("fsck.fat -a clears the dirty bit and repairs an entry whose clusters the F
   poke(img, 0x41, new Uint8Array([1]));
   expect(fsckN(img)).toBe(1); // damaged, as fsck.fat sees it
 
-  const r = fsckFat(img, ["/usr/sbin/fsck.fat", "/sbin/fsck.fat"])!;
+  const r = (await fsckFat(img, { paths: ["/usr/sbin/fsck.fat", "/sbin/fsck.fat"] }))!;
   expect(r.ok).toBe(true);
   expect(r.changed).toBe(true);
   expect(r.summary).toMatch(/files/);
@@ -66,12 +66,45 @@ test("fsck.fat -a clears the dirty bit and repairs an entry whose clusters the F
   expect(identifyFs(head(img))!.dirty).toBe(false);
 });
 
-test("without fsck.fat in the initramfs there is nothing to run (the agent mounts the stick as it is)", () => {
-  expect(fsckFat(join(dir, "none.img"), [join(dir, "no-fsck.fat")])).toBeNull();
+test("without fsck.fat in the initramfs there is nothing to run (the agent mounts the stick as it is)", async () => {
+  expect(await fsckFat(join(dir, "none.img"), { paths: [join(dir, "no-fsck.fat")] })).toBeNull();
 });
 
-test("a device fsck.fat cannot open is a failure with its reason, not an exception", () => {
-  const r = fsckFat(join(dir, "missing.img"))!;
+test("a device fsck.fat cannot open is a failure with its reason, not an exception", async () => {
+  const r = (await fsckFat(join(dir, "missing.img")))!;
   expect(r.ok).toBe(false);
   expect(r.summary.length).toBeGreaterThan(0);
+});
+
+/** A stand-in for fsck.fat (the logic under test is the waiting, not the repair): sleeps, then
+ *  prints a tally and exits with `status`. */
+function slowFsck(name: string, seconds: number, status: number): string {
+  const bin = join(dir, name);
+  writeFileSync(bin, `#!/bin/sh\nsleep ${seconds}\necho "$3: 7 files, 9/99 clusters"\nexit ${status}\n`);
+  chmodSync(bin, 0o755);
+  return bin;
+}
+
+test("a long check says it is still running, and the event loop is free meanwhile", async () => {
+  const ticks: number[] = [];
+  let loopTurns = 0;
+  const spin = setInterval(() => loopTurns++, 50);
+  const r = (await fsckFat("/dev/fake", { paths: [slowFsck("slow.sh", 1.3, 0)], tickMs: 400, onTick: (s) => ticks.push(s) }))!;
+  clearInterval(spin);
+  expect(r).toMatchObject({ status: 0, ok: true, changed: false, summary: "/dev/fake: 7 files, 9/99 clusters" });
+  expect(r.seconds).toBeGreaterThanOrEqual(1.2);
+  expect(ticks.length).toBeGreaterThanOrEqual(2);
+  expect(loopTurns).toBeGreaterThanOrEqual(15);
+});
+
+test("a check past its deadline is killed: a failure that says so, in about the deadline", async () => {
+  const t0 = performance.now();
+  const r = (await fsckFat("/dev/fake", { paths: [slowFsck("hang.sh", 30, 0)], timeoutMs: 500 }))!;
+  expect(performance.now() - t0).toBeLessThan(5000);
+  expect(r).toMatchObject({ ok: false, summary: "killed after 0.5 s" });
+});
+
+test("a pass that changed something is repeated, three passes at most", async () => {
+  const r = (await fsckFat("/dev/fake", { paths: [slowFsck("always.sh", 0, 1)] }))!;
+  expect(r).toMatchObject({ status: 1, ok: true, changed: true });
 });
