@@ -56,6 +56,9 @@ export interface BootPlan {
   /** inetboot.fill (default on): with a cache medium, fetch the rest of the image into it while
    *  the system is idle, so the next boot needs no network (src/store/fill.ts). */
   fill: boolean;
+  /** inetboot.cachesize=SIZE: the cache folder's bytes at most; least recently used chunks are
+   *  evicted past it (default: as much as the medium has, evicting when it runs low). */
+  cacheSize?: number;
   /** init= for the booted root. */
   init?: string;
   /** Parameters after `--`: passed to the init we exec. */
@@ -65,7 +68,7 @@ export interface BootPlan {
 }
 
 const KNOWN = new Set([
-  "url", "root", "rootfstype", "rootpath", "script", "mirror", "cache", "entry", "shell", "log", "modules", "record", "fill",
+  "url", "root", "rootfstype", "rootpath", "script", "mirror", "cache", "cachesize", "entry", "shell", "log", "modules", "record", "fill",
 ]);
 
 function parseCache(v: string | undefined, warnings: string[]): CacheSpec {
@@ -132,6 +135,13 @@ export function parsePlan(cmdline: string): BootPlan {
         }
         break;
       case "cache": plan.cache = parseCache(value, plan.warnings); break;
+      case "cachesize": {
+        const m = /^(\d+)([KMG])?$/i.exec(value ?? "");
+        const bytes = m ? Number(m[1]) * { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? "").toLowerCase() as "" | "k" | "m" | "g"] : 0;
+        if (bytes > 0) plan.cacheSize = bytes;
+        else plan.warnings.push(`inetboot.cachesize=${value ?? ""}: expected a size such as 512M or 4G; no cap`);
+        break;
+      }
       case "entry": if (value) plan.entry = value; break;
       case "shell": plan.shell = value === undefined || !/^(0|no|off|false)$/.test(value); break;
       case "log":

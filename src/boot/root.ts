@@ -95,7 +95,7 @@ export async function assembleRoot(plan: BootPlan, url: string, _net: NetResult 
     url, mirrors: plan.mirrors, socket: `${RUN}/nbd.sock`, readyFile: `${RUN}/nbd.ready`, errorFile: `${RUN}/nbd.error`,
     // The daemon takes the cache medium over: it stays mounted where the agent put it, in the
     // initramfs, out of the booted system's sight.
-    cacheDir: cache?.dir, cacheMount: cache?.mountpoint, fill: plan.fill,
+    cacheDir: cache?.dir, cacheMount: cache?.mountpoint, cacheMaxBytes: plan.cacheSize, fill: plan.fill,
     record: plan.record, recordWindowMs: plan.recordSeconds ? Math.round(plan.recordSeconds * 1000) : undefined, events: plan.logJson, t0: uptime(),
   };
   await startDaemon(cfg);

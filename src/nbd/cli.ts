@@ -6,6 +6,7 @@ import { UserError } from "../sys/errors.ts";
 import { createCowSource } from "./cow.ts";
 import { startNbdServer } from "./server.ts";
 import { openFileSource } from "./sources/file.ts";
+import { evictionLine } from "../store/cache-room.ts";
 
 export interface NbdCliOptions {
   source: string;
@@ -19,6 +20,8 @@ export interface NbdCliOptions {
   timeoutSec?: number;
   /** with cacheDir: fetch the chunks the cache lacks while no client reads */
   fill?: boolean;
+  /** with cacheDir: the cache's size cap, e.g. "2G" */
+  cacheSize?: string;
 }
 
 /** A store dir, a NAME.index file or an http(s) URL goes to the store layer; a plain file is served directly. */
@@ -44,8 +47,19 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
   if (o.fill && !http) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
   let filling = false;
+  let cacheMaxBytes: number | undefined;
+  if (o.cacheSize !== undefined) {
+    const { parseSize } = await import("../store/format.ts");
+    try {
+      cacheMaxBytes = parseSize(o.cacheSize);
+    } catch {
+      throw new UserError(`bad --cache-size "${o.cacheSize}" (use e.g. 512M or 2G)`);
+    }
+    if (!(cacheMaxBytes > 0)) throw new UserError(`bad --cache-size "${o.cacheSize}" (use e.g. 512M or 2G)`);
+  }
   const source = await mod.openSource(spec, {
-    mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs, fill: o.fill,
+    mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs, fill: o.fill, cacheMaxBytes,
+    onEvict: (e) => process.stderr.write(`${evictionLine(e)}\n`),
     onFill: (what, st) => {
       if (what === "start") return void (filling = true);
       const mib = (st.bytes / 1048576).toFixed(1);
@@ -65,6 +79,7 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
 
 export async function runNbd(o: NbdCliOptions): Promise<void> {
   if (o.fill && !o.cacheDir) throw new UserError("--fill needs --cache DIR (the cache it fills)");
+  if (o.cacheSize !== undefined && !o.cacheDir) throw new UserError("--cache-size needs --cache DIR (the cache it caps)");
   if (o.timeoutSec !== undefined && !(o.timeoutSec > 0)) throw new UserError(`--timeout must be a positive number of seconds`);
   let source = await openAny(o.source, o);
   if (o.cow || o.cowFile) source = await createCowSource(source, { file: o.cowFile });

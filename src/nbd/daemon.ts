@@ -19,6 +19,8 @@ export interface DaemonConfig {
    *  on it (not while recording a profile, which writes there) */
   cacheMount?: string;
   deadlineMs?: number;
+  /** inetboot.cachesize: the cache folder's bytes at most (cache-room.ts) */
+  cacheMaxBytes?: number;
   /** inetboot.record: record the chunks this boot reads (docs/prefetch.md) */
   record?: boolean;
   /** inetboot.record=SECONDS: the recording window (default 120 s) */
@@ -69,6 +71,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
   keepServingThroughBugs((line) => writeFd(2, `@inetboot-nbd: ${line}\n`));
   try {
     const { openSource } = await import("../store/open.ts");
+    const { evictionLine } = await import("../store/cache-room.ts");
     const { startNbdServer } = await import("./server.ts");
     // Finding the store fails fast (the user is waiting at the console); once the root is
     // mounted, reads wait out longer outages before the kernel sees EIO.
@@ -88,6 +91,12 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       : undefined;
     let source = await openSource(cfg.url, {
       mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, cacheMount: medium, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
+      // A full stick (or one past inetboot.cachesize) makes room for what this boot reads.
+      cacheMaxBytes: cfg.cacheMaxBytes,
+      onEvict: (e) => {
+        if (cfg.events) print("cache.evicted", { ...e });
+        warn(evictionLine(e));
+      },
       // A published profile (STORE/<index>.profile) is fetched ahead, in the order it lists.
       prefetch: true, log: warn, onIndex: (i) => (index = i),
       onPrefetch: (what, st) => cfg.events && print(`prefetch.${what}`, { ...st }),

@@ -23,6 +23,7 @@ import { StoreReader } from "./reader.ts";
 import type { BlockSource } from "./source.ts";
 import { FsFlusher } from "../sys/fsflush.ts";
 import { GroupCommit, type MediumMount } from "./group-commit.ts";
+import { CacheRoom, type Eviction } from "./cache-room.ts";
 
 export interface OpenOptions {
   /** more base URLs serving the same store (or URLs of the same raw image) */
@@ -33,6 +34,11 @@ export interface OpenOptions {
   cacheFsync?: boolean;
   /** with cacheFsync: the medium's mount, read-only whenever nothing is written (group-commit.ts) */
   cacheMount?: MediumMount;
+  /** with cacheDir: the cache folder's bytes at most; least recently used chunks are evicted
+   *  past it, and when the medium runs low (cache-room.ts). Default: the filesystem's size. */
+  cacheMaxBytes?: number;
+  /** the cache made room (chunks evicted) */
+  onEvict?: (e: Eviction) => void;
   /** memory cache cap in bytes (default 64 MiB) */
   memCacheBytes?: number;
   /** a read fails with EIO when no mirror delivered within this many ms (default 30 s) */
@@ -205,7 +211,18 @@ function groupCommit(dir: string, mount?: MediumMount): GroupCommit {
   return g;
 }
 
-type StackOptions = { pool?: HttpPool; cacheDir?: string; cacheFsync?: boolean; cacheMount?: MediumMount; memCacheBytes?: number; deadlineMs?: number; attemptTimeoutMs?: number };
+type StackOptions = Pick<OpenOptions, "cacheDir" | "cacheFsync" | "cacheMount" | "cacheMaxBytes" | "onEvict" | "log" | "memCacheBytes" | "deadlineMs"> & { pool?: HttpPool; attemptTimeoutMs?: number };
+
+function diskCache(inner: ChunkLayer, dir: string, opts: StackOptions): DiskCache {
+  const group = opts.cacheFsync ? groupCommit(dir, opts.cacheMount) : null;
+  const room = new CacheRoom(dir, {
+    capBytes: opts.cacheMaxBytes,
+    change: group ? (fn) => group.change(fn) : undefined,
+    onEvict: opts.onEvict,
+    onError: (line) => (opts.log ?? ((l: string) => process.stderr.write(l + "\n")))(`warning: ${line}`),
+  });
+  return new DiskCache(inner, dir, CACHE_LEVEL, group, room);
+}
 
 /** The fetcher stack's layers: top = memory LRU ← below = single-flight ← disk cache ← mirrors. */
 function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCache; below: SingleFlight; disk: DiskCache | null } {
@@ -216,7 +233,7 @@ function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCach
     const pool = opts.pool ?? new HttpPool();
     const origins: Origin[] = location.bases.map((b) => new HttpOrigin(b, pool));
     layer = new MirrorLayer(origins, { deadlineMs: opts.deadlineMs, attemptTimeoutMs: opts.attemptTimeoutMs ?? pool.timeoutMs });
-    if (opts.cacheDir) layer = disk = new DiskCache(layer, opts.cacheDir, CACHE_LEVEL, opts.cacheFsync ? groupCommit(opts.cacheDir, opts.cacheMount) : null);
+    if (opts.cacheDir) layer = disk = diskCache(layer, opts.cacheDir, opts);
   }
   const below = new SingleFlight(layer);
   return { top: new MemCache(below, opts.memCacheBytes ?? 64 * 1024 * 1024), below, disk };

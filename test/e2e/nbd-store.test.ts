@@ -4,7 +4,7 @@
 // image URLs, --cow, the disk cache (judged from nginx's access log) and opening the store offline
 // from the cache.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, rmSync, copyFileSync, cpSync, writeFileSync, readdirSync, existsSync } from "node:fs";
+import { readFileSync, rmSync, copyFileSync, cpSync, writeFileSync, readdirSync, existsSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import {
   chunkGets,
@@ -278,4 +278,58 @@ describe("offline: the disk cache also holds the index", () => {
     expect(c.stderr).toContain("cannot fetch store index");
     expect(existsSync(p)).toBe(false); // the corrupt copy was dropped
   }, 40_000);
+});
+
+describe("--cache-size: a capped cache makes room by evicting the least recently used chunks", () => {
+  test("another store's old chunks go, this run's all stay; the folder ends under the cap", async () => {
+    // Someone else's store on the same cache: 8 MiB of random data, cached a month ago.
+    const www3 = join(dir, "www-cap");
+    const other = join(dir, "other.img");
+    writeFileSync(other, crypto.getRandomValues(new Uint8Array(8 * MiB)).map((b, i) => (i % 4096 < 2048 ? b : 0) | 1));
+    const pack = await run([process.execPath, join(ROOT, "src/main.ts"), "pack", other, join(www3, "other"), "--chunk-size", "64K"]);
+    expect(pack.code).toBe(0);
+    cpSync(store, join(www3, "store"), { recursive: true });
+    const own = await startServe(www3);
+    stops.push(() => own.stop());
+    const cache = join(dir, "cache-cap");
+    const o = await startNbd(own.url + "other/", ["--listen", `unix:${join(dir, "k1.sock")}`, "--cache", cache]);
+    stops.push(() => o.stop());
+    await nbdcopySha(o.uri, "copy-k1.img");
+    expect(await o.stop()).toBe(0);
+    const old = chunkFiles(cache);
+    expect(old.length).toBe(128);
+    const monthAgo = Date.now() / 1000 - 30 * 86400;
+    for (const f of old) utimesSync(join(cache, "chunks", f.slice(0, 2), f), monthAgo, monthAgo);
+    const entry = statSync(join(cache, "chunks", old[0]!.slice(0, 2), old[0]!)).size;
+
+    // Room for this store's chunks and half the other's.
+    const ours = chunkFiles(join(www3, "store"));
+    const cap = (ours.length + 64) * entry;
+    const a = await startNbd(own.url + "store/", ["--listen", `unix:${join(dir, "k2.sock")}`, "--cache", cache, "--cache-size", String(cap)]);
+    stops.push(() => a.stop());
+    expect(await nbdcopySha(a.uri, "copy-k2.img")).toBe(sha(img));
+    expect(await a.stop()).toBe(0);
+
+    const after = chunkFiles(cache);
+    for (const f of ours) expect(after).toContain(f); // every chunk this run read stayed
+    const oldLeft = after.filter((f) => old.includes(f)).length;
+    expect(oldLeft).toBeLessThan(64);
+    expect(oldLeft).toBeGreaterThan(0); // evicted down to the reserve, not wiped
+    const bytes = after.reduce((n, f) => n + statSync(join(cache, "chunks", f.slice(0, 2), f)).size, 0);
+    expect(bytes).toBeLessThanOrEqual(cap);
+    expect(a.err.text).toMatch(/cache: made room, evicted \d+ least recently used chunks/);
+    expect((await run([process.execPath, join(ROOT, "src/main.ts"), "cache", "verify", cache])).code).toBe(0);
+  }, 60_000);
+
+  test("a bad --cache-size, or one without --cache: one line, exit 1", async () => {
+    const cases: [string[], string][] = [
+      [["--cache", join(dir, "cache-bad"), "--cache-size", "lots"], 'bad --cache-size "lots"'],
+      [["--cache-size", "1G"], "--cache-size needs --cache DIR"],
+    ];
+    for (const [args, message] of cases) {
+      const c = await run([process.execPath, join(ROOT, "src/main.ts"), "nbd", serve.url + "store/", ...args, "--listen", `unix:${join(dir, "k3.sock")}`]);
+      expect(c.code).toBe(1);
+      expect(c.stderr.trim().split("\n")).toEqual([expect.stringContaining(message)]);
+    }
+  });
 });

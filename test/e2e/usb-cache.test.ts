@@ -4,7 +4,8 @@
 // a cold caching boot never leave a chunk that a later boot uses wrongly. A system left idle fills
 // the cache with the rest of the image, so a next boot that reads other blocks needs no network.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import { BUILD, withGuest, Guest, monitorCommand } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
@@ -28,7 +29,7 @@ const boot = (img: string, monitor?: string) => ({ firmware: true, extra: stickA
  *  before the FAT sectors of its clusters, so a cut in between leaves an entry that names a free
  *  cluster, which mtools refuses to read (FAT has no journal). Such files are counted as `unreadable` instead of failing the
  *  copy; the agent reads them like any entry, and their digest check fails. */
-function cacheOnStick(img: string): { chunks: number; bad: number; unreadable: number; verify: string } {
+function cacheOnStick(img: string): { chunks: number; bad: number; unreadable: number; verify: string; names: string[]; bytes: number } {
   const out = join(tmp, `extract-${Date.now()}`);
   mkdirSync(out);
   const at = `${img}@@${2 * 1024 * 1024}`; // the ESP starts at 2 MiB (docs/media.md)
@@ -49,17 +50,23 @@ function cacheOnStick(img: string): { chunks: number; bad: number; unreadable: n
   }
   const dir = join(out, "inetboot-cache");
   mkdirSync(dir, { recursive: true });
-  let chunks = 0;
+  const names: string[] = [];
+  let bytes = 0;
   const chunkDir = join(dir, "chunks");
   try {
-    for (const d of readdirSync(chunkDir)) chunks += readdirSync(join(chunkDir, d)).filter((f) => f.endsWith(".zst")).length;
+    for (const d of readdirSync(chunkDir))
+      for (const f of readdirSync(join(chunkDir, d)).filter((f) => f.endsWith(".zst"))) {
+        names.push(f);
+        bytes += statSync(join(chunkDir, d, f)).size;
+      }
   } catch {
     /* no chunks yet */
   }
+  const chunks = names.length;
   const verify = Bun.spawnSync([BIN, "cache", "verify", dir], { stderr: "pipe", stdout: "pipe" });
   const text = `${verify.exitCode} ${verify.stdout}${verify.stderr}`;
   const bad = Number(/(\d+) bad/.exec(text)?.[1] ?? 0);
-  return { chunks, bad, unreadable, verify: text };
+  return { chunks, bad, unreadable, verify: text, names, bytes };
 }
 
 beforeAll(async () => {
@@ -171,7 +178,7 @@ test(
     expect(onStick.chunks).toBe(stored); // every chunk of the store, though the boot read few
     expect(onStick.verify).toMatch(/^0 /);
     // Second boot reads the whole big file, with only the index reachable.
-    editCmdline(img, (l) => l.replace(/ test\.idle$/, ""));
+    editCmdline(img, (l) => l.replace(/ test\.hold$/, ""));
     await bootWithoutChunks(img);
   },
   T,
@@ -278,6 +285,54 @@ test(
     const second = cacheOnStick(img);
     expect(second.chunks).toBeGreaterThan(first.chunks);
     expect(second.verify).toMatch(/^0 /);
+  },
+  T,
+);
+
+test(
+  "a stick capped with inetboot.cachesize: another store's old chunks make room, every chunk this boot read stays",
+  async () => {
+    const img = join(tmp, "stick7.img");
+    copyFileSync(blank, img);
+    // Someone else's chunks, cached a month ago: 40 entries of 256 KiB (10 MiB).
+    const other = join(tmp, "other-cache");
+    const monthAgo = Date.now() / 1000 - 30 * 86400;
+    const old: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const data = randomBytes(256 * 1024);
+      const name = `${createHash("sha256").update(data).digest("hex")}.zst`;
+      const p = join(other, "chunks", name.slice(0, 2), name);
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, Bun.zstdCompressSync(data));
+      utimesSync(p, monthAgo, monthAgo);
+      old.push(name);
+    }
+    run(["mcopy", "-s", "-m", "-i", `${img}@@${2 * 1024 * 1024}`, join(other, "chunks"), "::inetboot-cache"]);
+    expect(cacheOnStick(img).chunks).toBe(40);
+    // This boot reads ~26 MiB (the root and its 24 MiB file): 36 MiB in all, past a 32 MiB cap.
+    const cap = 32 * 1024 * 1024;
+    // The fill off: only the boot's own reads make room.
+    editCmdline(img, (l) => `${l} inetboot.cachesize=32M inetboot.fill=off test.hold`);
+    const state = (g: Guest) => g.events().filter((e) => e.ev === "cache.readonly" || e.ev === "cache.writable").at(-1)?.ev;
+    await withGuest(boot(img), async (g) => {
+      await g.waitText(/ROOT-HOLD/, 200_000);
+      expect(g.output).toContain(`BIG-SHA256 ${root.sha256OfBig}`);
+      const ev = await g.waitEvent("cache.evicted", 60_000);
+      expect(ev.count).toBeGreaterThan(0);
+      // the stick rests once the evictions and writes are flushed
+      await g.waitFor((g) => state(g) === "cache.readonly", 60_000, "the stick at rest");
+      g.send("\n");
+      await g.waitText(/ROOT-DONE/, 30_000);
+      expect(await g.exited).toBe(0);
+    });
+    const s = cacheOnStick(img);
+    expect(s.verify).toMatch(/^0 /);
+    expect(s.bytes).toBeLessThanOrEqual(cap);
+    const oldLeft = old.filter((n) => s.names.includes(n)).length;
+    expect(oldLeft).toBeLessThan(40);
+    // Every chunk this boot read is still there: the next boot needs none from the server.
+    editCmdline(img, (l) => l.replace(/ test\.hold$/, ""));
+    await bootWithoutChunks(img);
   },
   T,
 );

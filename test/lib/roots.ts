@@ -85,6 +85,9 @@ say "BIG-SHA256 $(sha256sum ${BIG_PATH} | cut -d' ' -f1)"
 for p in /proc/[0-9]*; do
   case "$(tr '\\000' ' ' < $p/cmdline 2>/dev/null)" in "@inetboot-nbd"*) say "NBD-DAEMON nice=$(cut -d' ' -f19 $p/stat) $(tr '\\000' '\\n' < $p/environ | grep '^BUN_JSC_useDFGJIT=')";; esac
 done
+# test.hold: all read and checked, wait for a line before powering off (so a test can wait for
+# the NBD daemon's background work to settle first: usb-cache.test.ts).
+case " $(cat /proc/cmdline) " in *" test.hold "*) say ROOT-HOLD; read -r _ < /dev/console;; esac
 say ROOT-DONE
 if [ $$ = 1 ]; then sync; exec busybox poweroff -f; fi
 `;

@@ -99,6 +99,18 @@ describe("parsePlan", () => {
     expect([bad.fill, bad.warnings]).toEqual([true, ["inetboot.fill=maybe: expected on or off; filling the cache"]]);
   });
 
+  test("inetboot.cachesize: a size with K, M or G; no value or a bad one means no cap, with a warning", () => {
+    expect(parsePlan("").cacheSize).toBeUndefined();
+    expect(parsePlan("inetboot.cachesize=512M").cacheSize).toBe(512 * 1024 ** 2);
+    expect(parsePlan("inetboot.cachesize=4g").cacheSize).toBe(4 * 1024 ** 3);
+    expect(parsePlan("inetboot.cachesize=1000000").cacheSize).toBe(1e6);
+    for (const v of ["", "=lots", "=0", "=-5M", "=1.5G"]) {
+      const p = parsePlan(`inetboot.cachesize${v}`);
+      expect(p.cacheSize).toBeUndefined();
+      expect(p.warnings).toEqual([`inetboot.cachesize=${v.slice(1)}: expected a size such as 512M or 4G; no cap`]);
+    }
+  });
+
   test("inetboot.shell=0 turns it off", () => {
     expect(parsePlan("inetboot.shell=0").shell).toBe(false);
   });

@@ -8,6 +8,7 @@ import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
 import { writeAtomic, writeTemp } from "../atomic.ts";
 import type { GroupCommit } from "../group-commit.ts";
+import type { CacheRoom } from "../cache-room.ts";
 import { zstdRawFramePieces } from "../zstd-raw.ts";
 import type { ChunkLayer } from "./layer.ts";
 import { sha256Hex } from "../chunk-name.ts"; // for verifyCacheEntry (host tools, below)
@@ -31,10 +32,13 @@ export class DiskCache implements ChunkLayer {
      *  (a USB stick may lose power mid-boot), and a get() that writes one waits for that
      *  (write-through) */
     private group: GroupCommit | null = null,
+    /** makes room when the medium runs low or the cache passes its cap (cache-room.ts) */
+    private room: CacheRoom | null = null,
   ) {}
 
   async get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
     const path = join(this.dir, chunkPath(ref.hex));
+    this.room?.touch(ref.hex); // before the read: an eviction running now leaves it alone
     const packed = await readFile(path).catch(() => null);
     if (packed) {
       try {
@@ -48,8 +52,11 @@ export class DiskCache implements ChunkLayer {
     }
     this.misses++;
     const plain = await this.inner.get(ref, signal);
-    // a full or read-only cache must not fail reads
-    const w = this.store(path, plain).catch(() => void this.writeErrors++);
+    // a full or read-only cache must not fail reads; a full one makes room for the next
+    const w = this.store(ref.hex, path, plain).catch((e) => {
+      this.writeErrors++;
+      if ((e as { code?: string }).code === "ENOSPC") void this.room?.check();
+    });
     // On removable media write through: a chunk is on the stick before its reader sees it, so a
     // `sync; poweroff` right after the last read still leaves the next boot nothing to download.
     if (this.group) {
@@ -69,19 +76,28 @@ export class DiskCache implements ChunkLayer {
     );
   }
 
-  /** Free and total bytes of the filesystem holding the cache (null if it cannot be asked). */
+  /** Free and total bytes the cache may use: the filesystem's, narrowed by the cache's cap if it
+   *  has one (null if it cannot be asked). */
   async space(): Promise<{ free: number; total: number } | null> {
+    if (this.room) return this.room.space().catch(() => null);
     const st = await statfs(this.dir).catch(() => null);
     return st ? { free: st.bavail * st.bsize, total: st.blocks * st.bsize } : null;
   }
 
-  private async store(path: string, plain: Uint8Array): Promise<void> {
+  private async store(hex: string, path: string, plain: Uint8Array): Promise<void> {
     // level 0: a raw-block zstd frame (no compression, memcpy-speed reads on a warm boot), written
     // as pieces: headers and views of the chunk, no copy
     const packed = this.level === 0 ? zstdRawFramePieces(plain) : await Bun.zstdCompress(plain, { level: this.level });
-    if (!this.group) return this.inSubdir(path, () => writeAtomic(path, packed));
-    const tmp = await this.change(() => this.inSubdir(path, () => writeTemp(path, packed)));
-    await this.group.commit(tmp, path);
+    const bytes = Array.isArray(packed) ? packed.reduce((n, p) => n + p.byteLength, 0) : packed.byteLength;
+    this.room?.add(hex, bytes);
+    try {
+      if (!this.group) await this.inSubdir(path, () => writeAtomic(path, packed));
+      else await this.group.commit(await this.change(() => this.inSubdir(path, () => writeTemp(path, packed))), path);
+      this.room?.settle(hex, true);
+    } catch (e) {
+      this.room?.settle(hex, false);
+      throw e;
+    }
   }
 
   /** Runs fn, which writes into the entry's subdir: made first (once), and again if removed since. */
@@ -113,9 +129,11 @@ export class DiskCache implements ChunkLayer {
     return this.group ? this.group.change(fn) : fn();
   }
 
-  /** Waits for background writes (tests, clean shutdown). */
+  /** Waits for background writes, and for the room they take to be made (tests, clean shutdown:
+   *  a cache left past its cap would stay so until the next run writes). */
   async flush(): Promise<void> {
     await Promise.all([...this.writes]);
+    await this.room?.checkNow();
   }
 
   async close(): Promise<void> {
