@@ -46,6 +46,15 @@ function age(dir: string, i: number, daysAgo: number) {
   const t = Date.now() / 1000 - daysAgo * 86400;
   utimesSync(cacheEntryPath(dir, chunks[i]!.ref.hex), t, t);
 }
+/** An earlier boot cached chunks 0..n-1; chunk i was last used `daysAgo(i)` days ago. Returns an
+ *  entry's size on disk. */
+async function earlierBoot(dir: string, n: number, daysAgo: (i: number) => number): Promise<number> {
+  const b = boot(dir);
+  for (let i = 0; i < n; i++) await b.cache.get(chunks[i]!.ref);
+  await b.cache.flush();
+  for (let i = 0; i < n; i++) age(dir, i, daysAgo(i));
+  return (await scanCache(dir)).chunks[0]!.bytes;
+}
 const has = (dir: string, i: number) => existsSync(cacheEntryPath(dir, chunks[i]!.ref.hex));
 const folderBytes = async (dir: string) => (await scanCache(dir)).chunks.reduce((n, c) => n + c.bytes, 0);
 
@@ -53,13 +62,8 @@ describe("a cap on the cache folder (inetboot.cachesize)", () => {
   test("past the cap the least recently used chunks go, down to the reserve; this boot's stay", async () => {
     const dir = scratch("room-cap-");
     // An earlier boot cached chunks 0..19; 0..9 were last used long ago, 10..19 recently.
-    const first = boot(dir);
-    for (let i = 0; i < 20; i++) await first.cache.get(chunks[i]!.ref);
-    await first.cache.flush();
-    for (let i = 0; i < 20; i++) age(dir, i, i < 10 ? 30 - i : 2);
-
+    const entry = await earlierBoot(dir, 20, (i) => (i < 10 ? 30 - i : 2));
     // This boot: a cap of 24 entries' worth. It reads chunk 0 (the oldest) and 20..31 (new).
-    const entry = (await scanCache(dir)).chunks[0]!.bytes;
     const b = boot(dir, { capBytes: 24 * entry });
     await b.cache.get(chunks[0]!.ref);
     for (let i = 20; i < 32; i++) await b.cache.get(chunks[i]!.ref);
@@ -79,10 +83,7 @@ describe("a cap on the cache folder (inetboot.cachesize)", () => {
 
   test("space() is what the cap leaves, so the fill stops at its reserve and evicts nothing", async () => {
     const dir = scratch("room-fill-");
-    const pre = boot(dir);
-    for (let i = 0; i < 10; i++) await pre.cache.get(chunks[i]!.ref);
-    await pre.cache.flush();
-    const entry = (await scanCache(dir)).chunks[0]!.bytes;
+    const entry = await earlierBoot(dir, 10, () => 1);
 
     const b = boot(dir, { capBytes: 30 * entry });
     const sp = (await b.cache.space())!;
@@ -101,11 +102,7 @@ describe("a cap on the cache folder (inetboot.cachesize)", () => {
 describe("a filesystem running low (no cap)", () => {
   test("below half the reserve free, old chunks go until the reserve is free again", async () => {
     const dir = scratch("room-low-");
-    const pre = boot(dir);
-    for (let i = 0; i < 20; i++) await pre.cache.get(chunks[i]!.ref);
-    await pre.cache.flush();
-    for (let i = 0; i < 20; i++) age(dir, i, 40 - i);
-    const entry = (await scanCache(dir)).chunks[0]!.bytes;
+    const entry = await earlierBoot(dir, 20, (i) => 40 - i);
 
     // A 100-entry "filesystem" (reserve: 10 entries) with room for 4 more than the cache holds now.
     const capacity = (await folderBytes(dir)) + 4 * entry;
@@ -150,10 +147,7 @@ describe("a filesystem running low (no cap)", () => {
 
 test("a read that touched a chunk keeps it, even when it was picked before the read", async () => {
   const dir = scratch("room-race-");
-  const pre = boot(dir);
-  for (let i = 0; i < 6; i++) await pre.cache.get(chunks[i]!.ref);
-  await pre.cache.flush();
-  for (let i = 0; i < 6; i++) age(dir, i, 10 - i);
+  await earlierBoot(dir, 6, (i) => 10 - i);
   let unlinks = 0;
   const b = boot(dir, {
     fsSpace: async () => ({ free: 0, total: 100 * 65556 }),
