@@ -66,8 +66,7 @@ export class CacheRoom {
   private scans = new Set<Map<string, number>>();
   private sinceCheck = 0;
   private running: Promise<void> | null = null;
-  evictions = 0;
-  evictedChunks = 0;
+  private failed = false;
 
   constructor(
     readonly dir: string,
@@ -148,7 +147,11 @@ export class CacheRoom {
   check(): Promise<void> {
     this.sinceCheck = 0;
     this.running ??= this.evictIfShort()
-      .catch((e) => this.opts.onError?.(`cache eviction in ${this.dir}: ${(e as Error).message}`))
+      .catch((e) => {
+        // once: a medium gone read-only or away fails every later try the same way
+        if (!this.failed) this.opts.onError?.(`cache eviction in ${this.dir}: ${(e as Error).message}`);
+        this.failed = true;
+      })
       .finally(() => (this.running = null));
     return this.running;
   }
@@ -186,8 +189,6 @@ export class CacheRoom {
     // empty fan-out dirs go too (rmdir fails on the others)
     for (const d of dirs) await change(() => rmdir(d)).catch(() => {});
     if (count === 0) return; // all of it used by this boot: writes fail, and are counted
-    this.evictions++;
-    this.evictedChunks += count;
     const after = await this.space().catch(() => null);
     this.opts.onEvict?.({ count, bytes, free: after?.free ?? Math.max(0, room.free + bytes), kept: scan.chunks.length - candidates.length });
   }
