@@ -178,7 +178,7 @@ test(
     expect(onStick.chunks).toBe(stored); // every chunk of the store, though the boot read few
     expect(onStick.verify).toMatch(/^0 /);
     // Second boot reads the whole big file, with only the index reachable.
-    editCmdline(img, (l) => l.replace(/ test\.hold$/, ""));
+    editCmdline(img, (l) => l.replace(/ test\.idle$/, ""));
     await bootWithoutChunks(img);
   },
   T,
