@@ -3,7 +3,9 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, openSync, fsyncSync, closeSync, writeFileSync } from "node:fs";
 import type { Payload } from "../manifest/index.ts";
 
-const path = (dir: string, sha: string) => `${dir}/files/${sha}`;
+/** Where a cache folder keeps kernels and initrds: PAYLOADS_DIR/<sha256> (cache/scan.ts lists them). */
+export const PAYLOADS_DIR = "files";
+const path = (dir: string, sha: string) => `${dir}/${PAYLOADS_DIR}/${sha}`;
 
 function sha256(bytes: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
@@ -28,7 +30,7 @@ export async function cachedPayload(dir: string, p: Payload, dest: string): Prom
 
 export async function storePayload(dir: string, p: Payload, src: string): Promise<void> {
   try {
-    mkdirSync(`${dir}/files`, { recursive: true });
+    mkdirSync(`${dir}/${PAYLOADS_DIR}`, { recursive: true });
     const tmp = `${path(dir, p.sha256)}.tmp-${process.pid}`;
     copyFileSync(src, tmp);
     const fd = openSync(tmp, "r+");

@@ -15,6 +15,7 @@ export async function runCacheStats(dir: string) {
   out(`dir: ${s.dir}`);
   out(`chunks: ${s.chunks}`);
   out(`bytes: ${s.chunkBytes} (${humanBytes(s.chunkBytes)})`);
+  out(`kernels/initrds: ${s.payloads} (${humanBytes(s.payloadBytes)})`);
   out(`indexes: ${s.indexes} (${s.indexBytes} bytes)`);
   out(`oldest: ${iso(s.oldestMs)}`);
   out(`newest: ${iso(s.newestMs)}`);
@@ -45,6 +46,7 @@ export async function runCachePrune(dir: string, a: { maxSize?: string; dryRun?:
   for (const c of r.removed) out(`${a.dryRun ? "would remove" : "removed"}: ${c.path}`);
   out(`before: ${r.before} (${humanBytes(r.before)})`);
   out(`after: ${r.after} (${humanBytes(r.after)})`);
-  out(`removed: ${r.removed.length} chunks${r.tmpRemoved ? `, ${r.tmpRemoved} tmp files` : ""}`);
+  const payloads = r.removed.filter((c) => !c.path.endsWith(".zst")).length;
+  out(`removed: ${r.removed.length - payloads} chunks${payloads ? `, ${payloads} kernel/initrd files` : ""}${r.tmpRemoved ? `, ${r.tmpRemoved} tmp files` : ""}`);
   if (r.after > max) process.stderr.write(`inetboot: warning: the cached indexes alone exceed --max-size\n`);
 }

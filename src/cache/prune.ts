@@ -1,9 +1,10 @@
-// `inetboot cache prune --max-size N`: least recently used chunks go first until the cache fits.
-// Cached indexes stay (a few KiB each, and without them an offline boot cannot open its store);
-// they count toward the size. Leftover tmp files are always removed.
+// `inetboot cache prune --max-size N`: least recently used chunks (and kernels/initrds) go first
+// until the cache fits. Cached indexes stay (a few KiB each, and without them an offline boot
+// cannot open its store); they count toward the size. Leftover tmp files are always removed.
 import { rmdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { scanCache, type CacheEntry, type CacheScan } from "./scan.ts";
+import { PAYLOADS_DIR } from "../boot/payload-cache.ts";
 
 export interface PruneResult {
   scan: CacheScan;
@@ -32,9 +33,9 @@ export function pickEvictions(chunks: CacheEntry[], total: number, maxBytes: num
 export async function pruneCache(dir: string, maxBytes: number, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
   const scan = await scanCache(dir);
   const sum = (xs: { bytes: number }[]) => xs.reduce((n, x) => n + x.bytes, 0);
-  const before = sum(scan.chunks) + sum(scan.indexes) + sum(scan.tmp);
+  const before = sum(scan.chunks) + sum(scan.payloads) + sum(scan.indexes) + sum(scan.tmp);
   let after = before - sum(scan.tmp);
-  const removed = pickEvictions(scan.chunks, after, maxBytes);
+  const removed = pickEvictions([...scan.chunks, ...scan.payloads], after, maxBytes);
   after -= sum(removed);
   if (!opts.dryRun) {
     for (const t of scan.tmp) await unlink(t.path).catch(() => {});
@@ -43,7 +44,7 @@ export async function pruneCache(dir: string, maxBytes: number, opts: { dryRun?:
       await unlink(c.path);
       dirs.add(dirname(c.path));
     }
-    for (const d of dirs) await rmdir(d).catch(() => {}); // only succeeds when empty
+    for (const d of dirs) if (!d.endsWith(`/${PAYLOADS_DIR}`)) await rmdir(d).catch(() => {}); // only succeeds when empty
   }
   return { scan, before, after, removed, tmpRemoved: scan.tmp.length };
 }

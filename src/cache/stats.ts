@@ -6,6 +6,9 @@ export interface CacheStats {
   chunks: number;
   /** bytes on disk (compressed) of chunk entries */
   chunkBytes: number;
+  /** kernels and initrds (files/) */
+  payloads: number;
+  payloadBytes: number;
   indexes: number;
   indexBytes: number;
   tmp: number;
@@ -27,6 +30,8 @@ export async function cacheStats(dir: string): Promise<CacheStats> {
     dir: s.dir,
     chunks: s.chunks.length,
     chunkBytes: s.chunks.reduce((n, c) => n + c.bytes, 0),
+    payloads: s.payloads.length,
+    payloadBytes: s.payloads.reduce((n, c) => n + c.bytes, 0),
     indexes: s.indexes.length,
     indexBytes: s.indexes.reduce((n, c) => n + c.bytes, 0),
     tmp: s.tmp.length,

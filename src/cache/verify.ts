@@ -1,5 +1,6 @@
 // `inetboot cache verify`: every cached chunk must decompress and hash to its name (the disk
-// cache's own check), every cached index must pass its checksum. --fix deletes what fails, plus
+// cache's own check), every kernel/initrd must hash to its name, every cached index must pass its
+// checksum. --fix deletes what fails, plus
 // leftovers of interrupted writes, so the agent refetches those blocks.
 import { readFile, unlink } from "node:fs/promises";
 import { verifyCacheEntry } from "../store/fetcher/diskcache.ts";
@@ -32,6 +33,10 @@ export async function verifyCache(
       } catch (e) {
         bad.push({ path: c.path, reason: (e as Error).message.split("\n")[0]! });
       }
+    }),
+    ...scan.payloads.map((f) => async () => {
+      const hex = new Bun.CryptoHasher("sha256").update(await readFile(f.path)).digest("hex");
+      if (hex !== f.hex) bad.push({ path: f.path, reason: `kernel/initrd ${f.hex.slice(0, 16)}…: digest mismatch` });
     }),
     ...scan.indexes.map((f) => async () => {
       try {

@@ -11,6 +11,7 @@ import { dirname } from "node:path";
 import { scanCache, type CacheScan } from "../cache/scan.ts";
 import { pickEvictions } from "../cache/prune.ts";
 import { fillReserve } from "./fill.ts";
+import { PAYLOADS_DIR } from "../boot/payload-cache.ts";
 
 export interface Space {
   free: number;
@@ -107,7 +108,7 @@ export class CacheRoom {
     try {
       const scan = await scanCache(this.dir);
       const seen = new Set<string>();
-      let bytes = sum(scan.indexes);
+      let bytes = sum(scan.indexes) + sum(scan.payloads);
       for (const c of scan.chunks) {
         seen.add(c.hex);
         if (!this.writing.has(c.hex)) bytes += c.bytes;
@@ -169,7 +170,9 @@ export class CacheRoom {
     if (room.free >= reserve / 2) return;
     const { scan, bytes: now } = await this.scan();
     if (this.bytes !== null) this.bytes = now; // counts drift (failed unlinks, fsck); a scan settles them
-    const candidates = scan.chunks.filter((c) => !this.used.has(c.hex));
+    // Kernels and initrds too: stage 1 read the one it booted, so it is recent and goes last.
+    const cached = [...scan.chunks, ...scan.payloads];
+    const candidates = cached.filter((c) => !this.used.has(c.hex));
     const victims = pickEvictions(candidates, reserve - room.free, 0);
     const change = this.opts.change ?? ((fn) => fn());
     const dirs = new Set<string>();
@@ -187,9 +190,9 @@ export class CacheRoom {
       count++;
     }
     // empty fan-out dirs go too (rmdir fails on the others)
-    for (const d of dirs) await change(() => rmdir(d)).catch(() => {});
+    for (const d of dirs) if (!d.endsWith(`/${PAYLOADS_DIR}`)) await change(() => rmdir(d)).catch(() => {});
     if (count === 0) return; // all of it used by this boot: writes fail, and are counted
     const after = await this.space().catch(() => null);
-    this.opts.onEvict?.({ count, bytes, free: after?.free ?? Math.max(0, room.free + bytes), kept: scan.chunks.length - candidates.length });
+    this.opts.onEvict?.({ count, bytes, free: after?.free ?? Math.max(0, room.free + bytes), kept: cached.length - candidates.length });
   }
 }

@@ -2,7 +2,8 @@
 // or a filesystem running low evicts the least recently used chunks, never one this boot used, and
 // the fill, which stops at its reserve, evicts nothing. End to end on a stick: usb-cache.test.ts.
 import { describe, expect, test } from "bun:test";
-import { existsSync, utimesSync } from "node:fs";
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { CacheRoom, type Eviction, type Space } from "../../src/store/cache-room.ts";
 import { DiskCache } from "../../src/store/fetcher/diskcache.ts";
 import type { ChunkLayer } from "../../src/store/fetcher/layer.ts";
@@ -160,4 +161,24 @@ test("a read that touched a chunk keeps it, even when it was picked before the r
   await b.room.check();
   expect(has(dir, 1)).toBe(true);
   expect(has(dir, 0)).toBe(false);
+});
+
+test("a kernel/initrd the agent cached (files/) counts toward the cap, and an old one goes before newer chunks", async () => {
+  const dir = scratch("room-files-");
+  const entry = await earlierBoot(dir, 10, () => 2);
+  const kernel = new Uint8Array(5 * entry).fill(9);
+  const kpath = join(dir, "files", sha256Hex(kernel));
+  mkdirSync(join(dir, "files"));
+  writeFileSync(kpath, kernel);
+  const monthsAgo = Date.now() / 1000 - 60 * 86400;
+  utimesSync(kpath, monthsAgo, monthsAgo);
+
+  const b = boot(dir, { capBytes: 16 * entry });
+  expect((await b.cache.space())!.free).toBe(entry); // 10 chunks + the kernel's 5 of 16
+  for (let i = 20; i < 22; i++) await b.cache.get(chunks[i]!.ref);
+  await b.cache.flush();
+  expect(existsSync(kpath)).toBe(false);
+  for (let i = 0; i < 10; i++) expect(has(dir, i)).toBe(true);
+  for (let i = 20; i < 22; i++) expect(has(dir, i)).toBe(true);
+  expect(b.evictions.map((e) => e.count)).toEqual([1]);
 });

@@ -12,6 +12,7 @@ import { pickEvictions, pruneCache } from "../../src/cache/prune.ts";
 import { resolveCacheDir, scanCache } from "../../src/cache/scan.ts";
 import { cacheStats } from "../../src/cache/stats.ts";
 import { verifyCache } from "../../src/cache/verify.ts";
+import { storePayload } from "../../src/boot/payload-cache.ts";
 import { scratch } from "../lib/tmp.ts";
 
 const ROOT = join(import.meta.dir, "../..");
@@ -149,5 +150,37 @@ describe("prune", () => {
     const st = cli("cache", "stats", dir);
     expect(st.code).toBe(0);
     expect(st.out).toMatch(/^chunks: 1$/m);
+  });
+});
+
+describe("kernels and initrds the agent cached (files/<sha256>)", () => {
+  test("counted by stats, checked by verify, evicted by prune like chunks: least recently used first", async () => {
+    const { dir, refs } = await makeCache(4);
+    const kernel = noise(20_000, 77);
+    const src = join(dir, "..", `kernel-${Date.now()}`);
+    writeFileSync(src, kernel);
+    const payload = { url: "http://h/vmlinuz", size: kernel.length, sha256: sha256Hex(kernel) };
+    await storePayload(dir, payload, src);
+    rmSync(src);
+    const kpath = join(dir, "files", payload.sha256);
+    expect(existsSync(kpath)).toBe(true);
+
+    const s = await cacheStats(dir);
+    expect([s.chunks, s.payloads, s.payloadBytes]).toEqual([4, 1, 20_000]);
+    expect(cli("cache", "stats", dir).out).toContain("kernels/initrds: 1 ");
+    expect((await verifyCache(dir)).bad).toEqual([]);
+    writeFileSync(kpath, noise(20_000, 78)); // damaged on the stick
+    expect((await verifyCache(dir)).bad).toEqual([{ path: kpath, reason: expect.stringMatching(/digest mismatch/) }]);
+    writeFileSync(kpath, kernel);
+
+    // The kernel was last used before any chunk: it goes first.
+    const day = (d: number) => new Date(Date.UTC(2026, 0, 1 + d));
+    utimesSync(kpath, day(1), day(1));
+    refs.forEach((r, i) => utimesSync(cacheEntryPath(dir, r.hex), day(5 + i), day(5 + i)));
+    const total = (await pruneCache(dir, Number.MAX_SAFE_INTEGER, { dryRun: true })).before;
+    const r = await pruneCache(dir, total - 1);
+    expect(r.removed.map((c) => c.hex)).toEqual([payload.sha256]);
+    expect(existsSync(kpath)).toBe(false);
+    expect((await scanCache(dir)).chunks.length).toBe(4);
   });
 });
