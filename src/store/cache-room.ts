@@ -1,7 +1,8 @@
 // Room in the persistent chunk cache while a boot writes to it. When the medium runs low (less
 // than half the fill's reserve free) or the cache folder outgrows its cap (`inetboot.cachesize=`),
-// the least recently used chunks go until the reserve is free again. Chunks this boot has read or
-// written are never evicted: they are what the next boot from this stick most likely reads.
+// the least recently used chunks (and cached kernels/initrds) go until the reserve is free again.
+// Chunks this boot has read or written are never evicted: they are what the next boot from this
+// stick most likely reads.
 //
 // Only the boot's own reads push others out. The cache fill stops at its reserve (fill.ts) and so
 // never gets here: two stores sharing a stick would otherwise evict each other at every boot.
