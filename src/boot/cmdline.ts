@@ -1,6 +1,7 @@
 // Kernel command line → typed boot plan. Tokenizing follows the kernel's own rules
 // (lib/cmdline.c next_arg): spaces separate, double quotes group and are stripped, the first '='
 // splits name from value, `--` ends the kernel's part.
+import { parseSize } from "../store/format.ts";
 
 export interface Param {
   name: string;
@@ -136,8 +137,12 @@ export function parsePlan(cmdline: string): BootPlan {
         break;
       case "cache": plan.cache = parseCache(value, plan.warnings); break;
       case "cachesize": {
-        const m = /^(\d+)([KMG])?$/i.exec(value ?? "");
-        const bytes = m ? Number(m[1]) * { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? "").toLowerCase() as "" | "k" | "m" | "g"] : 0;
+        let bytes = 0;
+        try {
+          bytes = parseSize(value ?? "");
+        } catch {
+          /* warned below */
+        }
         if (bytes > 0) plan.cacheSize = bytes;
         else plan.warnings.push(`inetboot.cachesize=${value ?? ""}: expected a size such as 512M or 4G; no cap`);
         break;

@@ -1,7 +1,7 @@
 // What `inetboot cache verify|prune|stats` do, minus argument parsing: data on stdout, a one-line
 // error on stderr and exit 1 when the cache holds bad entries.
 import { humanBytes } from "../store/info.ts";
-import { parseSize } from "../store/format.ts";
+import { sizeOption } from "../cli/size.ts";
 import { UserError } from "../sys/errors.ts";
 import { pruneCache } from "./prune.ts";
 import { cacheStats } from "./stats.ts";
@@ -36,12 +36,7 @@ export async function runCacheVerify(dir: string, a: { fix?: boolean }) {
 
 export async function runCachePrune(dir: string, a: { maxSize?: string; dryRun?: boolean }) {
   if (!a.maxSize) throw new UserError("cache prune needs --max-size (e.g. 512M)");
-  let max: number;
-  try {
-    max = parseSize(a.maxSize);
-  } catch {
-    throw new UserError(`bad --max-size "${a.maxSize}" (use e.g. 512M or 2G)`);
-  }
+  const max = sizeOption("--max-size", a.maxSize);
   const r = await pruneCache(dir, max, { dryRun: a.dryRun });
   for (const c of r.removed) out(`${a.dryRun ? "would remove" : "removed"}: ${c.path}`);
   out(`before: ${r.before} (${humanBytes(r.before)})`);

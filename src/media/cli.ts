@@ -1,7 +1,7 @@
 // What `inetboot iso` and `inetboot usb` do, minus citty: turn option text into a menu, build,
 // print the output path on stdout and progress on stderr.
 import { humanBytes } from "../store/info.ts";
-import { parseSize } from "../store/format.ts";
+import { sizeOption } from "../cli/size.ts";
 import { UserError } from "../sys/errors.ts";
 import { parseEntry, type GrubMenu } from "./grub-config.ts";
 
@@ -45,11 +45,7 @@ export async function runUsb(
   let size: number | undefined;
   if (a.size !== undefined) {
     if (a.device) throw new UserError("--size is for --out images; a device is used whole");
-    try {
-      size = parseSize(a.size);
-    } catch {
-      throw new UserError(`bad --size "${a.size}" (use e.g. 1G or 512M)`);
-    }
+    size = sizeOption("--size", a.size);
   }
   const { buildUsb } = await import("./usb.ts");
   const r = await buildUsb({

@@ -7,6 +7,7 @@ import { createCowSource } from "./cow.ts";
 import { startNbdServer } from "./server.ts";
 import { openFileSource } from "./sources/file.ts";
 import { evictionLine } from "../store/cache-room.ts";
+import { sizeOption } from "../cli/size.ts";
 
 export interface NbdCliOptions {
   source: string;
@@ -47,16 +48,8 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
   if (o.fill && !http) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
   let filling = false;
-  let cacheMaxBytes: number | undefined;
-  if (o.cacheSize !== undefined) {
-    const { parseSize } = await import("../store/format.ts");
-    try {
-      cacheMaxBytes = parseSize(o.cacheSize);
-    } catch {
-      throw new UserError(`bad --cache-size "${o.cacheSize}" (use e.g. 512M or 2G)`);
-    }
-    if (!(cacheMaxBytes > 0)) throw new UserError(`bad --cache-size "${o.cacheSize}" (use e.g. 512M or 2G)`);
-  }
+  const cacheMaxBytes = o.cacheSize === undefined ? undefined : sizeOption("--cache-size", o.cacheSize);
+  if (cacheMaxBytes === 0) throw new UserError(`bad --cache-size "${o.cacheSize}": a cache of 0 bytes holds nothing`);
   const source = await mod.openSource(spec, {
     mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs, fill: o.fill, cacheMaxBytes,
     onEvict: (e) => process.stderr.write(`${evictionLine(e)}\n`),
