@@ -23,6 +23,12 @@ let root: BusyboxRoot;
 
 const stickArgs = (img: string) => ["-device", "qemu-xhci", "-drive", `if=none,id=stick,format=raw,file=${img}`, "-device", "usb-storage,drive=stick,id=stick0,bootindex=0"];
 const boot = (img: string, monitor?: string) => ({ firmware: true, extra: stickArgs(img), monitor });
+/** A copy of the blank stick (the `inetboot usb` image made once) for one test. */
+function freshStick(name: string): string {
+  const img = join(tmp, name);
+  copyFileSync(blank, img);
+  return img;
+}
 
 /** Copies inetboot-cache/ off the stick's FAT partition (mtools, no mounting) and verifies it.
  *  After hard kills the FAT itself may be damaged: Linux can write a file's directory entry
@@ -109,8 +115,7 @@ async function bootWithoutChunks(img: string) {
 test(
   "first boot fills the stick's cache; the second downloads no chunk (chunks removed from the server)",
   async () => {
-    const img = join(tmp, "stick1.img");
-    copyFileSync(blank, img);
+    const img = freshStick("stick1.img");
     await withGuest(boot(img), async (g) => {
       const c = await g.waitEvent("cache.mounted", 150_000);
       expect(c.fstype).toBe("vfat");
@@ -155,8 +160,7 @@ function editCmdline(img: string, edit: (line: string) => string): void {
 test(
   "an idle system fills the cache with the whole image: the next boot reads what the first never did, with no chunk on the server",
   async () => {
-    const img = join(tmp, "stick4.img");
-    copyFileSync(blank, img);
+    const img = freshStick("stick4.img");
     const stored = readdirSync(join(www, "store/chunks")).reduce((n, d) => n + readdirSync(join(www, "store/chunks", d)).length, 0);
     // First boot: the root reads almost nothing of the image (not its big file) and waits.
     editCmdline(img, (l) => `${l} test.idle`);
@@ -227,8 +231,7 @@ function cutOffStick(img: string) {
 test(
   "a stick cut off while written (dirty, an entry on clusters the FAT marks free) is repaired before it is mounted",
   async () => {
-    const img = join(tmp, "stick5.img");
-    copyFileSync(blank, img);
+    const img = freshStick("stick5.img");
     cutOffStick(img);
     const damaged = fsckStick(img);
     expect(damaged.code).toBe(1);
@@ -259,8 +262,7 @@ test(
 test(
   "the stick rests read-only once the boot stops writing (fill off): clean after a power-off, no fsck at the next boot",
   async () => {
-    const img = join(tmp, "stick6.img");
-    copyFileSync(blank, img);
+    const img = freshStick("stick6.img");
     editCmdline(img, (l) => `${l} inetboot.fill=off test.idle`);
     const state = (g: Guest) => g.events().filter((e) => e.ev === "cache.readonly" || e.ev === "cache.writable").at(-1)?.ev;
     await withGuest(boot(img), async (g) => {
@@ -292,8 +294,7 @@ test(
 test(
   "a stick capped with inetboot.cachesize: another store's old chunks make room, every chunk this boot read stays",
   async () => {
-    const img = join(tmp, "stick7.img");
-    copyFileSync(blank, img);
+    const img = freshStick("stick7.img");
     // Someone else's chunks, cached a month ago: 40 entries of 256 KiB (10 MiB).
     const other = join(tmp, "other-cache");
     const monthAgo = Date.now() / 1000 - 30 * 86400;
@@ -340,8 +341,7 @@ test(
 test(
   "QEMU killed hard during cold caching boots; the next boot's data is intact",
   async () => {
-    const img = join(tmp, "stick2.img");
-    copyFileSync(blank, img);
+    const img = freshStick("stick2.img");
     for (const delayMs of [300, 1200, 2500]) {
       const g = new Guest(boot(img));
       try {
@@ -376,8 +376,7 @@ test(
 test(
   "the stick is pulled out mid-boot: the agent falls back to the network and the data stays right",
   async () => {
-    const img = join(tmp, "stick3.img");
-    copyFileSync(blank, img);
+    const img = freshStick("stick3.img");
     const mon = join(tmp, "monitor.sock");
     await withGuest(boot(img, mon), async (g) => {
       await g.waitEvent("cache.mounted", 150_000);
