@@ -6,7 +6,6 @@ import { UserError } from "../sys/errors.ts";
 import { createCowSource } from "./cow.ts";
 import { startNbdServer } from "./server.ts";
 import { openFileSource } from "./sources/file.ts";
-import { evictionLine } from "../store/cache-room.ts";
 import { sizeOption } from "../cli/size.ts";
 
 export interface NbdCliOptions {
@@ -48,6 +47,7 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
   if (o.fill && !http) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
   let filling = false;
+  const { evictionLine } = await import("../store/cache-room.ts");
   const cacheMaxBytes = o.cacheSize === undefined ? undefined : sizeOption("--cache-size", o.cacheSize);
   if (cacheMaxBytes === 0) throw new UserError(`bad --cache-size "${o.cacheSize}": a cache of 0 bytes holds nothing`);
   const source = await mod.openSource(spec, {

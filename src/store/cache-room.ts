@@ -49,7 +49,8 @@ export interface CacheRoomOptions {
   onError?: (line: string) => void;
 }
 
-async function statfsSpace(dir: string): Promise<Space | null> {
+/** Free and total bytes of the filesystem holding dir (null if it cannot be asked). */
+export async function statfsSpace(dir: string): Promise<Space | null> {
   const st = await statfs(dir).catch(() => null);
   return st ? { free: st.bavail * st.bsize, total: st.blocks * st.bsize } : null;
 }

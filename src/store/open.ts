@@ -219,7 +219,7 @@ function diskCache(inner: ChunkLayer, dir: string, opts: StackOptions): DiskCach
     capBytes: opts.cacheMaxBytes,
     change: group ? (fn) => group.change(fn) : undefined,
     onEvict: opts.onEvict,
-    onError: (line) => (opts.log ?? ((l: string) => process.stderr.write(l + "\n")))(`warning: ${line}`),
+    onError: (line) => opts.log?.(`warning: ${line}`),
   });
   return new DiskCache(inner, dir, CACHE_LEVEL, group, room);
 }
@@ -293,7 +293,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     opts.onIndex?.(index);
-    const parts = stackParts(location, { ...opts, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs });
+    const parts = stackParts(location, { ...opts, log, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs });
     let layer: ChunkLayer = parts.top;
     if (opts.prefetch) layer = startPrefetch(layer, index, location, pool, opts, log);
     if (opts.fill && parts.disk) {

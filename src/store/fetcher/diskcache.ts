@@ -2,13 +2,13 @@
 // chunks dir (DIR/chunks/ab/<sha256>.zst, zstd-compressed), so a cache dir can seed a store and
 // vice versa. Entries are written atomically (tmp + rename) in the background, and verified again
 // on every read: a corrupt entry is deleted and fetched from below.
-import { mkdir, readFile, stat, statfs, unlink } from "node:fs/promises";
+import { mkdir, readFile, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
 import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
 import { writeAtomic, writeTemp } from "../atomic.ts";
 import type { GroupCommit } from "../group-commit.ts";
-import type { CacheRoom } from "../cache-room.ts";
+import { statfsSpace, type CacheRoom } from "../cache-room.ts";
 import { zstdRawFramePieces } from "../zstd-raw.ts";
 import type { ChunkLayer } from "./layer.ts";
 import { sha256Hex } from "../chunk-name.ts"; // for verifyCacheEntry (host tools, below)
@@ -79,9 +79,7 @@ export class DiskCache implements ChunkLayer {
   /** Free and total bytes the cache may use: the filesystem's, narrowed by the cache's cap if it
    *  has one (null if it cannot be asked). */
   async space(): Promise<{ free: number; total: number } | null> {
-    if (this.room) return this.room.space().catch(() => null);
-    const st = await statfs(this.dir).catch(() => null);
-    return st ? { free: st.bavail * st.bsize, total: st.blocks * st.bsize } : null;
+    return this.room ? this.room.space().catch(() => null) : statfsSpace(this.dir);
   }
 
   private async store(hex: string, path: string, plain: Uint8Array): Promise<void> {
