@@ -14,10 +14,10 @@ export const DEMO_HOSTNAME = "inetboot-demo";
 /** Password of root on other consoles; ttyS0 logs in by itself. */
 export const DEMO_ROOT_PASSWORD = "inetboot";
 
-/** Packages on top of minbase: an init, device manager, module loader and a few tools to look around. */
+/** Packages the demo relies on (an init, device manager, module loader, a few tools to look around); the standard root has them all anyway. */
 export const DEMO_PACKAGES = ["systemd-sysv", "udev", "kmod", "iproute2", "procps", "less"];
 
-// Docs, man pages and translations are most of a minbase's bytes and nobody reads them in a demo.
+// Docs, man pages and translations: most of a minbase's bytes. Only the small root leaves them out.
 const DPKG_EXCLUDES = [
   "path-exclude=/usr/share/man/*",
   "path-exclude=/usr/share/doc/*",
@@ -27,6 +27,26 @@ const DPKG_EXCLUDES = [
   "path-include=/usr/share/locale/locale.alias",
   "path-exclude=/usr/share/lintian/*",
 ];
+
+/**
+ * Which Debian the demo boots (`INETBOOT_DEMO_ROOT`):
+ * - `standard` (default): Debian as its installer leaves a machine with "standard system utilities"
+ *   (priorities required, important and standard: 262 packages, docs and man pages included, about
+ *   125 MiB as squashfs): a real system, most of which a boot never reads.
+ * - `small`: minbase plus DEMO_PACKAGES without docs, man pages and translations (about 47 MiB),
+ *   the demo of the first sessions; its boot reads a quarter of it (bench/README.md).
+ */
+export const DEMO_ROOTS = {
+  standard: { variant: "standard", dpkg: [] as string[] },
+  small: { variant: "minbase", dpkg: DPKG_EXCLUDES },
+};
+export type DemoRootKind = keyof typeof DEMO_ROOTS;
+
+export function demoRootKind(env = process.env): DemoRootKind {
+  const k = env.INETBOOT_DEMO_ROOT ?? "standard";
+  if (!(k in DEMO_ROOTS)) throw new Error(`INETBOOT_DEMO_ROOT=${k}: want one of ${Object.keys(DEMO_ROOTS).join(", ")}`);
+  return k as DemoRootKind;
+}
 
 /** Files laid over the tree (path → [mode, content]). */
 export function demoOverlayFiles(): Record<string, [number, string]> {
@@ -83,13 +103,13 @@ function customizeHooks(overlayDir: string): string[] {
 }
 
 /** The recipe: everything that changes the image. Its hash names the cached squashfs. */
-export function demoRecipe() {
+export function demoRecipe(kind = demoRootKind()) {
   return {
     v: 1,
     suite: DEMO_SUITE,
-    variant: "minbase",
+    variant: DEMO_ROOTS[kind].variant,
     packages: DEMO_PACKAGES,
-    dpkg: DPKG_EXCLUDES,
+    dpkg: DEMO_ROOTS[kind].dpkg,
     files: demoOverlayFiles(),
     hooks: customizeHooks("OVERLAY"),
     squashfs: ["-comp", "zstd", "-noappend", "-no-xattrs"],
@@ -210,15 +230,16 @@ export function buildDemoRoot(opts: { log?: (s: string) => void; force?: boolean
   const tree = join(work, "tree");
   const sources = hostAptSources();
   const t0 = Date.now();
-  log(`demo root: mmdebstrap ${DEMO_SUITE} minbase + ${DEMO_PACKAGES.join(",")} from ${sources.length} host apt source(s) (a few minutes)`);
+  const recipe = demoRecipe();
+  log(`demo root: mmdebstrap ${DEMO_SUITE} ${recipe.variant} + ${DEMO_PACKAGES.join(",")} from ${sources.length} host apt source(s) (a few minutes)`);
   run(
     [
       "mmdebstrap",
       "--mode=root",
-      "--variant=minbase",
+      `--variant=${recipe.variant}`,
       "--format=directory",
       `--include=${DEMO_PACKAGES.join(",")}`,
-      ...DPKG_EXCLUDES.map((o) => `--dpkgopt=${o}`),
+      ...recipe.dpkg.map((o) => `--dpkgopt=${o}`),
       ...customizeHooks(overlay).map((h) => `--customize-hook=${h}`),
       DEMO_SUITE,
       tree,
@@ -229,7 +250,7 @@ export function buildDemoRoot(opts: { log?: (s: string) => void; force?: boolean
   log(`demo root: mmdebstrap done in ${((Date.now() - t0) / 1000).toFixed(0)} s; mksquashfs`);
   const tmp = `${squashfs}.tmp`;
   rmSync(tmp, { force: true });
-  run(["mksquashfs", tree, tmp, ...demoRecipe().squashfs, "-quiet"]);
+  run(["mksquashfs", tree, tmp, ...recipe.squashfs, "-quiet"]);
   renameSync(tmp, squashfs);
   rmSync(work, { recursive: true, force: true });
   relink(latest, squashfs);
