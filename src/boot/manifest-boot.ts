@@ -16,6 +16,7 @@ import { appendPadding, encodeHandoff, HANDOFF_VERSION } from "./handoff.ts";
 import { kexecLoad, kexecReboot } from "./kexec.ts";
 import { releaseCacheMedium, type CacheMedium } from "./cache-medium.ts";
 import { cachedPayload, storePayload } from "./payload-cache.ts";
+import { CacheRoom, evictionLine } from "../store/cache-room.ts";
 
 export interface ManifestBootContext {
   plan: BootPlan;
@@ -79,9 +80,15 @@ async function chooseEntry(m: Manifest, plan: BootPlan, out: (s: string) => void
   return m.entries[i]!;
 }
 
+/** The boot's cache folder on the medium and its room (cap, eviction), when there is a medium. */
+interface PayloadCache {
+  dir: string;
+  room: CacheRoom;
+}
+
 /** Downloads a payload from the first candidate URL that delivers the right bytes. */
-async function download(manifestUrl: string, m: Manifest, p: Payload, dest: string, what: string, cacheDir?: string): Promise<string> {
-  if (cacheDir && (await cachedPayload(cacheDir, p, dest))) {
+async function download(manifestUrl: string, m: Manifest, p: Payload, dest: string, what: string, cache?: PayloadCache): Promise<string> {
+  if (cache && (await cachedPayload(cache.dir, p, dest, cache.room))) {
     emit("fetch.done", { what, url: null, size: p.size, sha256: p.sha256, ms: 0, cached: true }, `${what}: from the cache medium (verified)`);
     return dest;
   }
@@ -90,7 +97,8 @@ async function download(manifestUrl: string, m: Manifest, p: Payload, dest: stri
     try {
       const r = await fetchFile(url, { dest, sha256: p.sha256, size: p.size, retries: 2, deadlineMs: 300_000 });
       emit("fetch.done", { what, url, size: r.size, sha256: r.sha256, ms: r.ms }, `${what}: ${r.size} bytes verified (${r.ms} ms)`);
-      if (cacheDir) await storePayload(cacheDir, p, dest);
+      if (cache && !(await storePayload(cache.dir, p, dest, cache.room)))
+        emit("warning", { message: `${what}: not kept on the cache medium (no room, or it went away); the next boot downloads it again` });
       return dest;
     } catch (e) {
       last = e;
@@ -120,9 +128,17 @@ export async function bootManifest(ctx: ManifestBootContext): Promise<never> {
   const entry = await chooseEntry(m, ctx.plan, out);
   const dir = "/tmp/kexec";
   mkdirSync(dir, { recursive: true });
+  // Under inetboot.cachesize (or on a nearly full medium) storing a payload evicts the least
+  // recently used entries first, as the NBD daemon does for chunks.
+  const cache: PayloadCache | undefined = cacheDir
+    ? {
+        dir: cacheDir,
+        room: new CacheRoom(cacheDir, { capBytes: ctx.plan.cacheSize, onEvict: (e) => emit("cache.evicted", { ...e }, evictionLine(e)) }),
+      }
+    : undefined;
   const [kernel, initrd] = await Promise.all([
-    download(url, m, entry.kernel, `${dir}/kernel`, "kernel", cacheDir),
-    entry.initrd ? download(url, m, entry.initrd, `${dir}/initrd`, "initrd", cacheDir) : Promise.resolve(null),
+    download(url, m, entry.kernel, `${dir}/kernel`, "kernel", cache),
+    entry.initrd ? download(url, m, entry.initrd, `${dir}/initrd`, "initrd", cache) : Promise.resolve(null),
   ]);
   const rootUrl = entry.root ? candidateUrls(url, m, entry.root.url)[0] : undefined;
   if (initrd) {

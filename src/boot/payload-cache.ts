@@ -1,7 +1,10 @@
 // Kernels and initrds cached on the cache medium by digest (files/<sha256>), so a reboot of the
 // same manifest entry downloads nothing. Verified on every use; written tmp → fsync → rename.
+// Under `inetboot.cachesize=` (or on a nearly full medium) least recently used entries make room
+// first, as they do for chunks (store/cache-room.ts); a payload that still does not fit is not cached.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, openSync, fsyncSync, closeSync, writeFileSync } from "node:fs";
 import type { Payload } from "../manifest/index.ts";
+import type { CacheRoom } from "../store/cache-room.ts";
 
 /** Where a cache folder keeps kernels and initrds: PAYLOADS_DIR/<sha256> (cache/scan.ts lists them). */
 export const PAYLOADS_DIR = "files";
@@ -11,10 +14,12 @@ function sha256(bytes: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
 }
 
-/** Copies a cached payload to dest when it exists and still matches; removes a bad copy. */
-export async function cachedPayload(dir: string, p: Payload, dest: string): Promise<boolean> {
+/** Copies a cached payload to dest when it exists and still matches; removes a bad copy. A copy
+ *  found is marked used in `room`: making room for the other payload must not evict it. */
+export async function cachedPayload(dir: string, p: Payload, dest: string, room?: CacheRoom): Promise<boolean> {
   const f = path(dir, p.sha256);
   if (!existsSync(f)) return false;
+  room?.touch(p.sha256);
   try {
     const bytes = readFileSync(f);
     if (bytes.byteLength !== p.size || sha256(bytes) !== p.sha256) {
@@ -28,10 +33,25 @@ export async function cachedPayload(dir: string, p: Payload, dest: string): Prom
   }
 }
 
-export async function storePayload(dir: string, p: Payload, src: string): Promise<void> {
+/**
+ * Keeps a verified payload on the cache medium. Returns whether it was kept; never throws. `room`
+ * is the boot's view of the cache folder (its cap, what it used), shared by the payloads of one
+ * entry so that a kernel and an initrd stored side by side are counted together.
+ */
+export async function storePayload(dir: string, p: Payload, src: string, room?: CacheRoom): Promise<boolean> {
+  const tmp = `${path(dir, p.sha256)}.tmp-${process.pid}`;
   try {
+    // loaded here: cache-room.ts (through cache/scan.ts) imports PAYLOADS_DIR from this module
+    room ??= new (await import("../store/cache-room.ts")).CacheRoom(dir);
+    // larger than the whole cap: evicting everything would not make it fit
+    if (room.capBytes !== undefined && p.size > room.capBytes) return false;
+    room.add(p.sha256, p.size); // counted from now on, and never evicted to make room for itself
+    await room.checkNow();
+    if (!(await room.fitsCap())) {
+      room.settle(p.sha256, false);
+      return false;
+    }
     mkdirSync(`${dir}/${PAYLOADS_DIR}`, { recursive: true });
-    const tmp = `${path(dir, p.sha256)}.tmp-${process.pid}`;
     copyFileSync(src, tmp);
     const fd = openSync(tmp, "r+");
     try {
@@ -40,7 +60,15 @@ export async function storePayload(dir: string, p: Payload, src: string): Promis
       closeSync(fd);
     }
     renameSync(tmp, path(dir, p.sha256));
+    room.settle(p.sha256, true);
+    return true;
   } catch {
-    /* a full or pulled stick only costs the next boot a download */
+    room?.settle(p.sha256, false);
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      /* a pulled stick: the leftover temp is removed by `inetboot cache prune` */
+    }
+    return false; // a full or pulled stick only costs the next boot a download
   }
 }

@@ -137,6 +137,18 @@ export class CacheRoom {
     return r && { total: r.total, free: Math.max(0, r.free) };
   }
 
+  /** the cap (inetboot.cachesize), if any */
+  get capBytes(): number | undefined {
+    return this.opts.capBytes;
+  }
+
+  /** Whether everything counted so far (written, being written, added) fits under the cap; true
+   *  without one (a full filesystem shows as a failed write instead). */
+  async fitsCap(): Promise<boolean> {
+    const cap = this.opts.capBytes;
+    return cap === undefined || (await this.folderSize()) <= cap;
+  }
+
   /** As space(), but past the cap `free` is negative: by how much the folder is over. */
   private async room(): Promise<Space | null> {
     const fs = await (this.opts.fsSpace ?? statfsSpace)(this.dir);

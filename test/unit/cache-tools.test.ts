@@ -12,7 +12,8 @@ import { pickEvictions, pruneCache } from "../../src/cache/prune.ts";
 import { resolveCacheDir, scanCache } from "../../src/cache/scan.ts";
 import { cacheStats } from "../../src/cache/stats.ts";
 import { verifyCache } from "../../src/cache/verify.ts";
-import { storePayload } from "../../src/boot/payload-cache.ts";
+import { cachedPayload, storePayload } from "../../src/boot/payload-cache.ts";
+import { CacheRoom, type Eviction } from "../../src/store/cache-room.ts";
 import { scratch } from "../lib/tmp.ts";
 
 const ROOT = join(import.meta.dir, "../..");
@@ -182,5 +183,66 @@ describe("kernels and initrds the agent cached (files/<sha256>)", () => {
     expect(r.removed.map((c) => c.hex)).toEqual([payload.sha256]);
     expect(existsSync(kpath)).toBe(false);
     expect((await scanCache(dir)).chunks.length).toBe(4);
+  });
+});
+
+describe("stage 1 under inetboot.cachesize (a kernel or initrd stored before kexec)", () => {
+  const day = (d: number) => new Date(Date.UTC(2026, 0, 1 + d));
+  /** A cache of 8 chunks last used on days 1..8, and a payload file of `bytes` beside it. */
+  async function setup(bytes: number, seed: number) {
+    const { dir, refs } = await makeCache(8);
+    refs.forEach((r, i) => utimesSync(cacheEntryPath(dir, r.hex), day(1 + i), day(1 + i)));
+    const body = noise(bytes, seed);
+    const src = join(dir, "..", `payload-${seed}-${Date.now()}`);
+    writeFileSync(src, body);
+    const payload = { url: "http://h/p", size: body.length, sha256: sha256Hex(body) };
+    const folder = async () => {
+      const s = await scanCache(dir);
+      return [...s.chunks, ...s.payloads].reduce((n, c) => n + c.bytes, 0);
+    };
+    return { dir, refs, src, payload, body, folder, before: await folder() };
+  }
+
+  test("makes room by evicting the least recently used chunks, then keeps the payload within the cap", async () => {
+    const { dir, refs, src, payload, folder, before } = await setup(12_000, 91);
+    const cap = before + 12_000 - 8_000; // 8 kB over: two or three chunks must go
+    const evictions: Eviction[] = [];
+    const kept = await storePayload(dir, payload, src, new CacheRoom(dir, { capBytes: cap, onEvict: (e) => evictions.push(e) }));
+    expect(kept).toBe(true);
+    expect(readFileSync(join(dir, "files", payload.sha256))).toEqual(readFileSync(src));
+    expect(await folder()).toBeLessThanOrEqual(cap);
+    const left = new Set((await scanCache(dir)).chunks.map((c) => c.hex));
+    const gone = refs.filter((r) => !left.has(r.hex)).map((r) => refs.indexOf(r));
+    expect(gone.length).toBeGreaterThanOrEqual(2);
+    expect(gone).toEqual([...gone.keys()]); // the oldest ones, days 1, 2, …
+    expect(evictions).toHaveLength(1);
+    expect(evictions[0]!.count).toBe(gone.length);
+  });
+
+  test("a payload larger than the cap is not kept: nothing written, nothing evicted, no temp file", async () => {
+    const { dir, src, payload, folder, before } = await setup(30_000, 92);
+    const kept = await storePayload(dir, payload, src, new CacheRoom(dir, { capBytes: 20_000 }));
+    expect(kept).toBe(false);
+    expect(existsSync(join(dir, "files", payload.sha256))).toBe(false);
+    expect(existsSync(join(dir, "files")) ? readdirSync(join(dir, "files")) : []).toEqual([]);
+    expect(await folder()).toBe(before); // no chunk was given up for it
+
+  });
+
+  test("the kernel this boot found on the medium is not evicted to make room for its initrd", async () => {
+    const { dir, src: kSrc, payload: kernel, body } = await setup(6_000, 93);
+    await storePayload(dir, kernel, kSrc); // a kernel cached by an earlier boot…
+    utimesSync(join(dir, "files", kernel.sha256), day(0), day(0)); // …older than every chunk
+    const before = (await scanCache(dir)).chunks.reduce((n, c) => n + c.bytes, 0) + body.length;
+    const initrdBody = noise(9_000, 94);
+    const iSrc = join(dir, "..", `initrd-${Date.now()}`);
+    writeFileSync(iSrc, initrdBody);
+    const initrd = { url: "http://h/initrd", size: initrdBody.length, sha256: sha256Hex(initrdBody) };
+    const room = new CacheRoom(dir, { capBytes: before + 9_000 - 5_000 });
+    expect(await cachedPayload(dir, kernel, join(dir, "..", `k-out-${Date.now()}`), room)).toBe(true);
+    expect(await storePayload(dir, initrd, iSrc, room)).toBe(true);
+    expect(existsSync(join(dir, "files", kernel.sha256))).toBe(true); // oldest, but used by this boot
+    expect(existsSync(join(dir, "files", initrd.sha256))).toBe(true);
+    expect((await scanCache(dir)).chunks.length).toBeLessThan(8);
   });
 });
