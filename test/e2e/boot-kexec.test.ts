@@ -3,8 +3,9 @@
 // on its command line) uses the handoff instead of DHCP and boots the busybox root from the store.
 // Then the refusals: each gives an `error` event naming the reason, no kexec, and the shell.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { createHash, randomBytes } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { BUILD, ROOT, kernelPath, withGuest, type Guest } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
@@ -114,6 +115,70 @@ test(
       expect(g.output).toContain(`BIG-SHA256 ${root.sha256OfBig}`);
       expect(g.output).toContain("OVERLAY-OK");
       expect(await g.exited).toBe(0);
+    });
+  },
+  T,
+);
+
+test(
+  "with a cache disk capped by inetboot.cachesize: kernel and initrd are kept (old entries evicted first), and the next boot takes them from it",
+  async () => {
+    // Stage 1 needs the disk and vfat modules for this one; stage 2 is the manifest's own initrd.
+    const cacheInitrd = join(tmp, "initrd-cache.cpio.zst");
+    ib("initramfs", "--out", cacheInitrd, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"),
+      "--modules", `${MODULES},virtio_blk,vfat,nls_cp437,nls_iso8859_1,nls_utf8,nls_ascii`, "--with-busybox", "--trust", join(tmp, "release.pub"));
+    // A 160 MiB FAT disk whose cache holds 60 MiB of another system's chunks, last used a month ago.
+    const disk = join(tmp, "cache-disk.img");
+    run(["mkfs.vfat", "-C", disk, String(160 * 1024)]);
+    const other = join(tmp, "other-cache");
+    const monthAgo = Date.now() / 1000 - 30 * 86400;
+    const old: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const data = randomBytes(1024 * 1024);
+      const name = `${createHash("sha256").update(data).digest("hex")}.zst`;
+      const p = join(other, "inetboot-cache", "chunks", name.slice(0, 2), name);
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, data); // the name is all eviction looks at
+      utimesSync(p, monthAgo, monthAgo);
+      old.push(name);
+    }
+    run(["mcopy", "-s", "-m", "-i", disk, join(other, "inetboot-cache"), "::"]);
+    const good = JSON.parse(readFileSync(join(www, "boot/good.json"), "utf8"));
+    const busybox = good.entries.find((e: { name: string }) => e.name === "busybox");
+    const payloads = [busybox.kernel.sha256, busybox.initrd.sha256] as string[];
+    const cap = 100 * 1024 * 1024; // 60 MiB of old chunks + kernel and initrd (~70 MB) do not fit
+    expect(60 * 1024 * 1024 + busybox.kernel.size + busybox.initrd.size).toBeGreaterThan(cap);
+    const opts = {
+      initrd: cacheInitrd,
+      append: `quiet inetboot.url=${base}/boot/good.json inetboot.entry=busybox inetboot.cache=/dev/vda inetboot.cachesize=100M`,
+      extra: ["-drive", `file=${disk},format=raw,if=virtio`],
+    };
+    const untilStage2 = (g: Guest) => g.waitFor((x) => x.events().filter((e) => e.ev === "agent.start")[1], 240_000, "stage 2 agent.start");
+    await withGuest(opts, async (g) => {
+      await g.waitEvent("kexec.start", 240_000);
+      const fetched = g.events().filter((e) => e.ev === "fetch.done");
+      expect(fetched.map((e) => [e.what, e.cached ?? false]).sort()).toEqual([["initrd", false], ["kernel", false]]);
+      expect(Number(g.events().find((e) => e.ev === "cache.evicted")?.count)).toBeGreaterThan(0);
+      expect(g.events().some((e) => e.ev === "warning" && /not kept on the cache medium/.test(String(e.message)))).toBe(false);
+      await untilStage2(g);
+    });
+    // On the disk, read by mtools: both payloads, intact, and the folder within the cap.
+    const out = join(tmp, "cache-out");
+    mkdirSync(out);
+    run(["mcopy", "-s", "-n", "-i", disk, "::inetboot-cache", out]);
+    for (const sha of payloads) expect(createHash("sha256").update(readFileSync(join(out, "inetboot-cache/files", sha))).digest("hex")).toBe(sha);
+    const left = old.filter((n) => existsSync(join(out, "inetboot-cache/chunks", n.slice(0, 2), n))).length;
+    expect(left).toBeLessThan(60);
+    expect(left).toBeGreaterThan(0); // only what was needed went
+    const bytes = (d: string): number =>
+      readdirSync(d, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? bytes(join(d, e.name)) : statSync(join(d, e.name)).size), 0);
+    expect(bytes(join(out, "inetboot-cache"))).toBeLessThanOrEqual(cap);
+    // The next boot downloads neither.
+    await withGuest(opts, async (g) => {
+      await g.waitEvent("kexec.start", 240_000);
+      const fetched = g.events().filter((e) => e.ev === "fetch.done");
+      expect(fetched.map((e) => [e.what, e.cached ?? false]).sort()).toEqual([["initrd", true], ["kernel", true]]);
+      await untilStage2(g);
     });
   },
   T,
