@@ -19,6 +19,9 @@ import { RawHttpSource } from "./raw-http.ts";
 import { CacheFill, planFill, type FillOptions, type FillStats } from "./fill.ts";
 import { Prefetcher, planFromProfile, type PrefetchOptions, type PrefetchStats } from "./prefetch.ts";
 import { loadProfile } from "./profile-load.ts";
+import { bootPackNameFor } from "./bootpack.ts";
+import { openBootPack, pumpBootPack, type PackTransfer } from "./bootpack-stream.ts";
+import { PackLayer } from "./fetcher/packlayer.ts";
 import { StoreReader } from "./reader.ts";
 import type { BlockSource } from "./source.ts";
 import { FsFlusher } from "../sys/fsflush.ts";
@@ -224,19 +227,21 @@ function diskCache(inner: ChunkLayer, dir: string, opts: StackOptions): DiskCach
   return new DiskCache(inner, dir, CACHE_LEVEL, group, room);
 }
 
-/** The fetcher stack's layers: top = memory LRU ← below = single-flight ← disk cache ← mirrors. */
-function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCache; below: SingleFlight; disk: DiskCache | null } {
+/** The fetcher stack's layers: top = memory LRU ← below = single-flight ← disk cache ← boot pack ← mirrors. */
+function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCache; below: SingleFlight; disk: DiskCache | null; pack: PackLayer | null } {
   let layer: ChunkLayer;
   let disk: DiskCache | null = null;
+  let pack: PackLayer | null = null;
   if (location.kind === "dir") layer = new DirOrigin(location.dir);
   else {
     const pool = opts.pool ?? new HttpPool();
     const origins: Origin[] = location.bases.map((b) => new HttpOrigin(b, pool));
     layer = new MirrorLayer(origins, { deadlineMs: opts.deadlineMs, attemptTimeoutMs: opts.attemptTimeoutMs ?? pool.timeoutMs });
+    layer = pack = new PackLayer(layer, opts.log);
     if (opts.cacheDir) layer = disk = diskCache(layer, opts.cacheDir, opts);
   }
   const below = new SingleFlight(layer);
-  return { top: new MemCache(below, opts.memCacheBytes ?? 64 * 1024 * 1024), below, disk };
+  return { top: new MemCache(below, opts.memCacheBytes ?? 64 * 1024 * 1024), below, disk, pack };
 }
 
 /** Builds the fetcher stack for a store location (memory LRU ← single-flight ← disk cache ← mirrors). */
@@ -244,7 +249,8 @@ export function chunkStack(location: StoreLocation, opts: StackOptions = {}): Ch
   return stackParts(location, opts).top;
 }
 
-/** Puts a Prefetcher beside the stack; the profile is fetched in the background (open never waits for it). */
+/** Puts a Prefetcher beside the stack; the profile (and a boot pack, if published: one streamed
+ *  GET for all its chunks) is fetched in the background (open never waits for it). */
 function startPrefetch(
   top: ChunkLayer,
   index: StoreIndex,
@@ -252,6 +258,7 @@ function startPrefetch(
   pool: HttpPool,
   opts: OpenOptions,
   log: (line: string) => void,
+  pack: PackLayer | null = null,
 ): ChunkLayer {
   const po: PrefetchOptions = typeof opts.prefetch === "object" ? { ...opts.prefetch } : {};
   if (top instanceof MemCache) {
@@ -262,12 +269,26 @@ function startPrefetch(
   po.parallel ??= Math.max(1, Math.min(4, Math.floor(pool.maxParallel / 4)));
   po.demandLimit ??= Math.max(1, pool.maxParallel - po.parallel);
   const pf = new Prefetcher(top, po);
+  // Asked for beside the profile (one round trip for both); used only with it.
+  const packOpen = pack && location.kind === "http" ? openBootPack(location.bases, bootPackNameFor(location.indexName), pool, log) : Promise.resolve(null);
   void loadProfile(location, index, { pool, log })
-    .then((profile) => {
-      if (!profile) return;
-      pf.start(planFromProfile(index, profile));
+    .then(async (profile) => {
+      const stream = await packOpen;
+      if (!profile) {
+        void stream?.reader.cancel().catch(() => {});
+        return;
+      }
+      const plan = planFromProfile(index, profile);
+      let transfer: Promise<PackTransfer> | null = null;
+      if (stream && pack) {
+        pack.expect(plan);
+        transfer = pumpBootPack(stream, pack, index);
+      }
+      pf.start(plan);
       opts.onPrefetch?.("start", { ...pf.stats });
-      return pf.done.then(() => opts.onPrefetch?.("done", { ...pf.stats }));
+      await pf.done;
+      const t = await transfer;
+      opts.onPrefetch?.("done", { ...pf.stats, ...(t && pack ? { pack: { entries: t.entries, bytes: t.bytes, ms: t.ms, served: pack.stats.served, bad: pack.stats.bad, error: t.error } } : {}) });
     })
     .catch((e) => log(`warning: prefetch: ${(e as Error).message}`));
   return pf.demand;
@@ -295,7 +316,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
     opts.onIndex?.(index);
     const parts = stackParts(location, { ...opts, log, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs });
     let layer: ChunkLayer = parts.top;
-    if (opts.prefetch) layer = startPrefetch(layer, index, location, pool, opts, log);
+    if (opts.prefetch) layer = startPrefetch(layer, index, location, pool, opts, log, parts.pack);
     if (opts.fill && parts.disk) {
       const fill = new CacheFill(layer, parts.below, parts.disk, typeof opts.fill === "object" ? opts.fill : {});
       layer = fill.demand;

@@ -37,6 +37,8 @@ export interface PrefetchStats {
   failed: number;
   /** ms from start() until the plan was exhausted (null while running) */
   ms: number | null;
+  /** with a boot pack: what its one GET brought (entries, bytes, ms, chunks served from it, bad ones, why it ended early) */
+  pack?: { entries: number; bytes: number; ms: number; served: number; bad: number; error: string | null };
 }
 
 export class Prefetcher {

@@ -1,6 +1,6 @@
 // What `inetboot profile extract|import|show` do, minus argument parsing: profile data or
 // summaries on stdout, warnings on stderr, bad input as UserError (one line, exit 1).
-import { readFile, stat } from "node:fs/promises";
+import { open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../sys/errors.ts";
@@ -11,7 +11,10 @@ import { isHttpUrl, loadStore, type LoadedStore } from "./open.ts";
 import { extractProfile } from "./profile-console.ts";
 import { profileCachePath } from "./profile-daemon.ts";
 import { loadProfile } from "./profile-load.ts";
-import { decodeProfile, encodeProfile, indexDigest, profileNameFor, profileUntil, ProfileError, sameDigest, toHex, type BootProfile } from "./profile.ts";
+import { decodeProfile, encodeProfile, fromHex, indexDigest, profileNameFor, profileUntil, ProfileError, sameDigest, toHex, type BootProfile } from "./profile.ts";
+import { bootPackNameFor, encodeBootPackEntry, encodeBootPackHeader } from "./bootpack.ts";
+import { chunkPath } from "./chunk-name.ts";
+import { planFromProfile } from "./prefetch.ts";
 import { HttpPool } from "./fetcher/pool.ts";
 
 const out = (line: string) => process.stdout.write(line + "\n");
@@ -146,4 +149,53 @@ export async function runProfileShow(spec: string, o: { entries?: boolean }): Pr
   out(`index     ${toHex(p.indexDigest)}${index ? " (matches the store)" : ""}`);
   out(`entries   ${describe(p, index)}`);
   if (o.entries) for (const e of p.entries) out(`${e.chunk}\t${e.ms}`);
+}
+
+/**
+ * `profile pack STORE`: the chunks of STORE's published profile, in profile order, into one file
+ * beside it (`<index name>.bootpack`), so a boot prefetches them with one GET (docs/prefetch.md).
+ * Streams: one chunk in memory at a time.
+ */
+export async function runProfilePack(storeSpec: string): Promise<void> {
+  const store = await localStore(storeSpec);
+  const { dir, indexName } = store.location;
+  const ppath = join(dir, profileNameFor(indexName));
+  const bytes = await readFile(ppath).catch((e) => {
+    throw new UserError(e.code === "ENOENT" ? `${ppath}: no published profile (publish one with 'inetboot profile extract' or 'import' first)` : `${ppath}: ${e.message}`);
+  });
+  let p: BootProfile;
+  try {
+    p = decodeProfile(bytes);
+  } catch (e) {
+    userError(e);
+  }
+  mustFit(p, store.index, ppath, storeSpec);
+  const plan = planFromProfile(store.index, p);
+  const path = join(dir, bootPackNameFor(indexName));
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, "w");
+  let total = 0;
+  const put = async (b: Uint8Array) => {
+    await fh.write(b);
+    total += b.length;
+  };
+  try {
+    await put(encodeBootPackHeader({ count: plan.length, indexDigest: indexDigest(store.index) }));
+    for (const ref of plan) {
+      const cpath = join(dir, chunkPath(ref.hex));
+      const packed = await readFile(cpath).catch((e) => {
+        throw new UserError(`${cpath}: ${e.code === "ENOENT" ? "missing (the store is incomplete: 'inetboot verify' it)" : e.message}`);
+      });
+      await put(encodeBootPackEntry(fromHex(ref.hex), packed));
+    }
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  out(path);
+  warn(`boot pack: ${plan.length} chunks, ${humanBytes(total)} (one GET instead of ${plan.length})`);
 }

@@ -170,3 +170,76 @@ test(
 );
 
 const chunkCount = (l: { path: string }[]) => l.filter((x) => chunkHex(x.path)).length;
+
+/** The profile the test above published (or a fresh recording, when this test runs alone). */
+async function ensureProfile(): Promise<void> {
+  if (existsSync(join(store, "index.profile"))) return;
+  const b = await boot("inetboot.record");
+  const logFile = join(tmp, "console-pack.log");
+  writeFileSync(logFile, b.console);
+  run([BIN, "profile", "extract", logFile, store]);
+}
+
+test(
+  "profile pack → the next boot gets the profiled chunks in one GET; a damaged entry is fetched on its own, the boot intact",
+  async () => {
+    await ensureProfile();
+    const index = decodeIndex(readFileSync(join(store, "index")));
+    const profile = decodeProfile(readFileSync(join(store, "index.profile")));
+    const planned = [...new Set(profile.entries.map((e) => digestAt(index, e.chunk)).filter((d) => !isZeroDigest(d)).map((d) => d.toHex()))];
+
+    const p = Bun.spawnSync([BIN, "profile", "pack", store], { stdout: "pipe", stderr: "pipe" });
+    expect(p.exitCode, p.stderr.toString()).toBe(0);
+    const packPath = join(store, "index.bootpack");
+    expect(p.stdout.toString().trim()).toBe(packPath);
+    expect(p.stderr.toString()).toContain(`boot pack: ${planned.length} chunks`);
+
+    // Read the pack by its documented layout (docs/prefetch.md), not with our parser: every
+    // profiled chunk, in profile order, stored bytes that inflate to their digest.
+    const pack = new Uint8Array(readFileSync(packPath));
+    const dv = new DataView(pack.buffer);
+    expect(Buffer.from(pack.subarray(0, 8)).toString("latin1")).toBe("IBPACK\0\0");
+    expect(dv.getUint32(12, true)).toBe(planned.length);
+    const entries: { hex: string; at: number; len: number }[] = [];
+    for (let pos = 48; pos < pack.length; ) {
+      const len = dv.getUint32(pos + 32, true);
+      entries.push({ hex: Buffer.from(pack.subarray(pos, pos + 32)).toString("hex"), at: pos + 36, len });
+      pos += 36 + len;
+    }
+    expect(entries.map((e) => e.hex)).toEqual(planned);
+    for (const e of entries) {
+      const plain = Bun.zstdDecompressSync(pack.subarray(e.at, e.at + e.len));
+      expect(new Bun.CryptoHasher("sha256").update(plain).digest("hex")).toBe(e.hex);
+    }
+
+    // One entry damaged on the server: its bytes no longer match its digest.
+    const bad = entries[Math.floor(entries.length / 2)]!;
+    pack[bad.at + Math.floor(bad.len / 2)]! ^= 0x55;
+    writeFileSync(packPath, pack);
+
+    const b = await boot("");
+    const log = nginx.log().slice(b.from);
+    expect(log.filter((l) => l.path === "/store/index.bootpack").map((l) => l.status)).toEqual([200]);
+    const fetchedAlone = log.map((l) => chunkHex(l.path)).filter((h): h is string => !!h && planned.includes(h));
+    expect(fetchedAlone).toContain(bad.hex); // the damaged one, from chunks/
+    expect(fetchedAlone.length).toBeLessThanOrEqual(3); // the rest came in the pack
+    expect(b.console).toMatch(/boot pack: chunk [0-9a-f]{16}… .*fetching it from the store/);
+    const done = parseEvents(b.console).find((e) => e.ev === "prefetch.done");
+    expect(done?.pack).toMatchObject({ entries: planned.length, bad: 1, error: null });
+    process.stderr.write(`boot pack e2e: ${planned.length} chunks in one GET (${pack.length} bytes); chunk GETs for profiled chunks: ${fetchedAlone.length}\n`);
+  },
+  T,
+);
+
+test("profile pack refuses a store without a published profile: one line, exit 1", () => {
+  const bare = join(tmp, "bare-store");
+  const img = join(tmp, "tiny.img");
+  writeFileSync(img, new Uint8Array(256 * 1024).fill(1));
+  run([BIN, "pack", img, bare]);
+  const p = Bun.spawnSync([BIN, "profile", "pack", bare], { stdout: "pipe", stderr: "pipe" });
+  expect(p.exitCode).toBe(1);
+  const err = p.stderr.toString().trim();
+  expect(err.split("\n")).toHaveLength(1);
+  expect(err).toContain("no published profile");
+  expect(existsSync(join(bare, "index.bootpack"))).toBe(false);
+});

@@ -1,4 +1,4 @@
-// `inetboot profile extract|import|show`: publish a boot profile (recorded with inetboot.record)
+// `inetboot profile extract|import|show|pack`: publish a boot profile (recorded with inetboot.record)
 // next to a store's index so later boots prefetch the chunks it lists (docs/prefetch.md).
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
@@ -37,7 +37,15 @@ const show = defineCommand({
   run: guarded(async (a: { spec: string; entries?: boolean }) => (await import("../../store/profile-cli.ts")).runProfileShow(a.spec, { entries: a.entries })),
 });
 
+const pack = defineCommand({
+  meta: { name: "pack", description: "Put the chunks of STORE's published profile into one file beside it (<index>.bootpack): boots prefetch them with one GET" },
+  args: {
+    store: { type: "positional", required: true, description: "local store directory or NAME.index (with a published profile)" },
+  },
+  run: guarded(async (a: { store: string }) => (await import("../../store/profile-cli.ts")).runProfilePack(a.store)),
+});
+
 export default defineCommand({
   meta: { name: "profile", description: "Boot profiles: record with inetboot.record, publish next to the index, prefetched on later boots" },
-  subCommands: { extract, import: importCmd, show },
+  subCommands: { extract, import: importCmd, show, pack },
 });

@@ -137,6 +137,35 @@ export class HttpPool {
     }
   }
 
+  /**
+   * A GET whose body the caller reads as it streams in (fetch; not counted in maxParallel: one long
+   * transfer beside the chunk requests). `signal` covers the whole transfer; the head must arrive
+   * within the pool's timeout. 404 → HttpError status 404.
+   */
+  async stream(url: string, signal?: AbortSignal): Promise<ReadableStreamDefaultReader<Uint8Array>> {
+    const head = AbortSignal.timeout(this.timeoutMs);
+    const ctl = new AbortController();
+    const onHead = () => ctl.abort();
+    head.addEventListener("abort", onHead);
+    signal?.addEventListener("abort", () => ctl.abort());
+    this.requests++;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: extraTls() });
+    } catch (e) {
+      if (head.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
+      throw new HttpError(url, signal?.aborted ? "aborted" : ((e as Error).message?.split("\n")[0] ?? String(e)));
+    } finally {
+      head.removeEventListener("abort", onHead);
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => {});
+      throw new HttpError(url, res.status === 404 ? "404 not found" : `HTTP ${res.status}`, res.status);
+    }
+    if (!res.body) throw new HttpError(url, "no body");
+    return res.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+  }
+
   /** Size of a resource: a 1-byte Range GET's Content-Range total, else a 200's Content-Length. */
   async size(url: string, signal?: AbortSignal): Promise<{ size: number; ranges: boolean }> {
     await this.acquire();
