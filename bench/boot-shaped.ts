@@ -5,6 +5,8 @@
 //       a busybox initramfs that wgets it (bench/lib/ram-boot.ts)
 //   (ap) as (a), with a boot profile published next to the index (docs/prefetch.md), recorded by
 //       one `inetboot.record` boot at the start of the run: chunks are fetched ahead in boot order
+//   (apk) as (ap), with the profile's boot pack published too (`inetboot profile pack`): the
+//       profiled chunks come in one streamed GET
 // The link: nginx inside a network namespace behind a veth pair with tbf (default 50 Mbit/s each
 // way) and a user-space proxy on the host's 127.0.0.1 that holds data RTT/2 per direction (default
 // 40 ms RTT). QEMU's user networking maps the guest's 10.0.2.2:P to the host's 127.0.0.1:P (the proxy).
@@ -40,11 +42,12 @@ const LOOPBACK = !argv.includes("--no-loopback");
 const RUNS = opt("--runs", 2);
 const ECHO = argv.includes("--echo");
 
-type Kind = "b" | "a" | "ap" | "c" | "a0";
+type Kind = "b" | "a" | "ap" | "apk" | "c" | "a0";
 const LABEL: Record<Kind, string> = {
   b: "(b) local virtio disk (direct-boot)",
   a: "(a) inetboot NBD root, shaped",
   ap: "(ap) inetboot NBD root + boot profile, shaped",
+  apk: "(apk) inetboot NBD root + boot profile + boot pack, shaped",
   c: "(c) download all, boot from RAM, shaped",
   a0: "(a0) inetboot NBD root, loopback",
 };
@@ -92,6 +95,16 @@ async function publishProfile(port: number, urlPath: string): Promise<string> {
   say(`profile cut at the marker: --until ${until} s after recording began`);
   run([INETBOOT, "profile", "extract", log, dir, "--until", until], { inheritStderr: true });
   return "/profiled/store/";
+}
+
+/** The same profile plus its boot pack (`inetboot profile pack`), in DEMO_DIR/profiled/packed/. */
+function publishPack(): string {
+  const dir = join(DEMO_DIR, "profiled/packed");
+  mkdirSync(dir, { recursive: true });
+  for (const f of ["index", "index.profile"]) copyFileSync(join(DEMO_DIR, "profiled/store", f), join(dir, f));
+  symlinkSync(join(STORE, "chunks"), join(dir, "chunks"));
+  run([INETBOOT, "profile", "pack", dir], { inheritStderr: true });
+  return "/profiled/packed/";
 }
 
 /** The shaped path measured from the host: round trip of small requests, throughput of the image. */
@@ -144,8 +157,9 @@ async function main() {
     const nbdGuest = (port: number, path = "/store/") => new Guest({ append: `inetboot.root=http://10.0.2.2:${port}${path} inetboot.rootfstype=squashfs`, echo: ECHO });
     const recorder = lo ?? (await startNginxAt({ root: DEMO_DIR, workDir: join(work, "rec"), host: "127.0.0.1", port: loPort }));
     const profiled = await publishProfile(loPort, "/store/");
+    const packed = publishPack();
     if (!lo) await recorder.stop();
-    const kinds: Kind[] = LOOPBACK ? ["b", "a", "ap", "c", "a0"] : ["b", "a", "ap", "c"];
+    const kinds: Kind[] = LOOPBACK ? ["b", "a", "ap", "apk", "c", "a0"] : ["b", "a", "ap", "apk", "c"];
     for (let round = 1; round <= RUNS; round++) {
       for (const kind of kinds) {
         say(`round ${round}/${RUNS}: ${LABEL[kind]}`);
@@ -154,6 +168,7 @@ async function main() {
         if (kind === "b") r = await boot(directGuest({ image: root.squashfs, fstype: "squashfs", echo: ECHO }), t0, "vda");
         else if (kind === "a") r = await boot(nbdGuest(gp), t0, "nbd0", ngx);
         else if (kind === "ap") r = await boot(nbdGuest(gp, profiled), t0, "nbd0", ngx);
+        else if (kind === "apk") r = await boot(nbdGuest(gp, packed), t0, "nbd0", ngx);
         else if (kind === "a0") r = await boot(nbdGuest(loPort), t0, "nbd0", lo);
         else {
           const g = ramGuest({ url: `http://10.0.2.2:${gp}/root.squashfs`, echo: ECHO });
@@ -168,10 +183,10 @@ async function main() {
 
     // Best (fastest to the marker) of the rounds per kind; ratios of bests, and per round.
     const best = (k: Kind) => rows.filter((r) => r.kind === k).reduce((x, y) => (y.t.ms < x.t.ms ? y : x));
-    const [b, A, AP, C] = [best("b"), best("a"), best("ap"), best("c")];
+    const [b, A, AP, APK, C] = [best("b"), best("a"), best("ap"), best("apk"), best("c")];
     const perRound = [...Array(RUNS).keys()].map((i) => {
       const of = (k: Kind) => rows.find((r) => r.kind === k && r.round === i + 1)!.t.ms;
-      return `${ratio(of("a"), of("b"))}/${ratio(of("a"), of("c"))} (ap ${ratio(of("ap"), of("b"))}/${ratio(of("ap"), of("c"))})`;
+      return `${ratio(of("a"), of("b"))}/${ratio(of("a"), of("c"))} (ap ${ratio(of("ap"), of("b"))}/${ratio(of("ap"), of("c"))}, apk ${ratio(of("apk"), of("b"))}/${ratio(of("apk"), of("c"))})`;
     });
     const goals = (x: Row) => [
       `${LABEL[x.kind]}:`,
@@ -206,9 +221,11 @@ async function main() {
       `per round a/b / a/c (same round): ${perRound.join("  ")}`,
       `a/b = ${ratio(A.t.ms, b.t.ms)} (uptime ${ratio(A.t.uptime, b.t.uptime)}), a/c = ${ratio(A.t.ms, C.t.ms)} (uptime ${ratio(A.t.uptime, C.t.uptime)})`,
       `ap/b = ${ratio(AP.t.ms, b.t.ms)} (uptime ${ratio(AP.t.uptime, b.t.uptime)}), ap/c = ${ratio(AP.t.ms, C.t.ms)} (uptime ${ratio(AP.t.uptime, C.t.uptime)})`,
+      `apk/b = ${ratio(APK.t.ms, b.t.ms)} (uptime ${ratio(APK.t.uptime, b.t.uptime)}), apk/c = ${ratio(APK.t.ms, C.t.ms)} (uptime ${ratio(APK.t.uptime, C.t.uptime)})`,
       `server bytes counted up to the marker (RAM boot: the whole download); device bytes read = /sys/block/{vda,nbd0,loop0}/stat in the guest's shell just after the marker`,
       ...goals(A),
       ...goals(AP),
+      ...goals(APK),
       "",
     ];
     process.stdout.write(out.join("\n") + "\n");

@@ -3,12 +3,13 @@
 // on its command line) uses the handoff instead of DHCP and boots the busybox root from the store.
 // Then the refusals: each gives an `error` event naming the reason, no kexec, and the shell.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash, randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { BUILD, ROOT, kernelPath, withGuest, type Guest } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
+import { writeOldChunks } from "../lib/old-chunks.ts";
 import { startServe, type ServeProcess } from "../lib/servers.ts";
 import { scratch } from "../lib/tmp.ts";
 
@@ -131,17 +132,7 @@ test(
     const disk = join(tmp, "cache-disk.img");
     run(["mkfs.vfat", "-C", disk, String(160 * 1024)]);
     const other = join(tmp, "other-cache");
-    const monthAgo = Date.now() / 1000 - 30 * 86400;
-    const old: string[] = [];
-    for (let i = 0; i < 60; i++) {
-      const data = randomBytes(1024 * 1024);
-      const name = `${createHash("sha256").update(data).digest("hex")}.zst`;
-      const p = join(other, "inetboot-cache", "chunks", name.slice(0, 2), name);
-      mkdirSync(dirname(p), { recursive: true });
-      writeFileSync(p, data); // the name is all eviction looks at
-      utimesSync(p, monthAgo, monthAgo);
-      old.push(name);
-    }
+    const old = writeOldChunks(join(other, "inetboot-cache"), 60, 1024 * 1024);
     run(["mcopy", "-s", "-m", "-i", disk, join(other, "inetboot-cache"), "::"]);
     const good = JSON.parse(readFileSync(join(www, "boot/good.json"), "utf8"));
     const busybox = good.entries.find((e: { name: string }) => e.name === "busybox");

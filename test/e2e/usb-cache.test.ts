@@ -4,11 +4,11 @@
 // a cold caching boot never leave a chunk that a later boot uses wrongly. A system left idle fills
 // the cache with the rest of the image, so a next boot that reads other blocks needs no network.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from "node:fs";
-import { createHash, randomBytes } from "node:crypto";
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { BUILD, withGuest, Guest, monitorCommand } from "../lib/qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
+import { writeOldChunks } from "../lib/old-chunks.ts";
 import { run } from "../lib/sh.ts";
 import { chunkGets, startServe, type ServeProcess } from "../lib/servers.ts";
 import { scratch } from "../lib/tmp.ts";
@@ -297,17 +297,7 @@ test(
     const img = freshStick("stick7.img");
     // Someone else's chunks, cached a month ago: 40 entries of 256 KiB (10 MiB).
     const other = join(tmp, "other-cache");
-    const monthAgo = Date.now() / 1000 - 30 * 86400;
-    const old: string[] = [];
-    for (let i = 0; i < 40; i++) {
-      const data = randomBytes(256 * 1024);
-      const name = `${createHash("sha256").update(data).digest("hex")}.zst`;
-      const p = join(other, "chunks", name.slice(0, 2), name);
-      mkdirSync(dirname(p), { recursive: true });
-      writeFileSync(p, Bun.zstdCompressSync(data));
-      utimesSync(p, monthAgo, monthAgo);
-      old.push(name);
-    }
+    const old = writeOldChunks(other, 40, 256 * 1024);
     run(["mcopy", "-s", "-m", "-i", `${img}@@${2 * 1024 * 1024}`, join(other, "chunks"), "::inetboot-cache"]);
     expect(cacheOnStick(img).chunks).toBe(40);
     // This boot reads ~26 MiB (the root and its 24 MiB file): 36 MiB in all, past a 32 MiB cap.
