@@ -8,7 +8,7 @@ import { DEFAULT_INDEX_NAME } from "./chunk-name.ts";
 import { decodeIndex, IndexError, type StoreIndex } from "./format.ts";
 import { DiskCache } from "./fetcher/diskcache.ts";
 import { loadCachedIndex, saveCachedIndex } from "./fetcher/indexcache.ts";
-import type { ChunkLayer, Origin } from "./fetcher/layer.ts";
+import type { ChunkLayer, ChunkRef, Origin } from "./fetcher/layer.ts";
 import { MemCache } from "./fetcher/memcache.ts";
 import { MirrorLayer, MirrorSet } from "./fetcher/mirrors.ts";
 import { baseUrl, DirOrigin, HttpOrigin } from "./fetcher/origin.ts";
@@ -249,6 +249,15 @@ export function chunkStack(location: StoreLocation, opts: StackOptions = {}): Ch
   return stackParts(location, opts).top;
 }
 
+/** Does the cache medium lack most of these chunks? A sample of 16 spread over them decides: a
+ *  medium is warm (filled by an earlier boot) or cold, seldom in between. */
+async function mostlyMissing(plan: ChunkRef[], disk: DiskCache): Promise<boolean> {
+  const n = Math.min(16, plan.length);
+  let missing = 0;
+  for (let i = 0; i < n; i++) if (!(await disk.has(plan[Math.floor((i * plan.length) / n)]!))) missing++;
+  return missing * 2 > n;
+}
+
 /** Puts a Prefetcher beside the stack; the profile (and a boot pack, if published: one streamed
  *  GET for all its chunks) is fetched in the background (open never waits for it). */
 function startPrefetch(
@@ -259,6 +268,7 @@ function startPrefetch(
   opts: OpenOptions,
   log: (line: string) => void,
   pack: PackLayer | null = null,
+  disk: DiskCache | null = null,
 ): ChunkLayer {
   const po: PrefetchOptions = typeof opts.prefetch === "object" ? { ...opts.prefetch } : {};
   if (top instanceof MemCache) {
@@ -269,16 +279,19 @@ function startPrefetch(
   po.parallel ??= Math.max(1, Math.min(4, Math.floor(pool.maxParallel / 4)));
   po.demandLimit ??= Math.max(1, pool.maxParallel - po.parallel);
   const pf = new Prefetcher(top, po);
-  // Asked for beside the profile (one round trip for both); used only with it.
-  const packOpen = pack && location.kind === "http" ? openBootPack(location.bases, bootPackNameFor(location.indexName), pool, log) : Promise.resolve(null);
+  // Without a cache medium the pack is asked for beside the profile (one round trip for both).
+  // With one, only once a look at the profile's chunks says the medium lacks most of them: a warm
+  // medium holds them already, and the pack would bring them all again.
+  const findPack = () => (pack && location.kind === "http" ? openBootPack(location.bases, bootPackNameFor(location.indexName), pool, log) : Promise.resolve(null));
+  const early = disk ? null : findPack();
   void loadProfile(location, index, { pool, log })
     .then(async (profile) => {
-      const stream = await packOpen;
       if (!profile) {
-        void stream?.reader.cancel().catch(() => {});
+        void (await early)?.reader.cancel().catch(() => {});
         return;
       }
       const plan = planFromProfile(index, profile);
+      const stream = early ? await early : disk && (await mostlyMissing(plan, disk)) ? await findPack() : null;
       let transfer: Promise<PackTransfer> | null = null;
       if (stream && pack) {
         pack.expect(plan);
@@ -288,6 +301,7 @@ function startPrefetch(
       opts.onPrefetch?.("start", { ...pf.stats });
       await pf.done;
       const t = await transfer;
+      pack?.drop(); // entries nobody read (the caches above had them)
       opts.onPrefetch?.("done", { ...pf.stats, ...(t && pack ? { pack: { entries: t.entries, bytes: t.bytes, ms: t.ms, served: pack.stats.served, bad: pack.stats.bad, error: t.error } } : {}) });
     })
     .catch((e) => log(`warning: prefetch: ${(e as Error).message}`));
@@ -316,7 +330,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
     opts.onIndex?.(index);
     const parts = stackParts(location, { ...opts, log, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs });
     let layer: ChunkLayer = parts.top;
-    if (opts.prefetch) layer = startPrefetch(layer, index, location, pool, opts, log, parts.pack);
+    if (opts.prefetch) layer = startPrefetch(layer, index, location, pool, opts, log, parts.pack, parts.disk);
     if (opts.fill && parts.disk) {
       const fill = new CacheFill(layer, parts.below, parts.disk, typeof opts.fill === "object" ? opts.fill : {});
       layer = fill.demand;

@@ -100,9 +100,15 @@ export class PackLayer implements ChunkLayer {
     return this.inner.get(ref, signal);
   }
 
-  close(): Promise<void> {
+  /** Forgets every entry, delivered or not (the prefetch is over: what was not read by now, the
+   *  caches above had). */
+  drop(): void {
     this.end();
-    this.expected.clear(); // delivered, never read: let the bytes go
+    this.expected.clear();
+  }
+
+  close(): Promise<void> {
+    this.drop();
     return this.inner.close?.() ?? Promise.resolve();
   }
 }
