@@ -244,7 +244,7 @@ function stackParts(location: StoreLocation, opts: StackOptions): { top: MemCach
   return { top: new MemCache(below, opts.memCacheBytes ?? 64 * 1024 * 1024), below, disk, pack };
 }
 
-/** Builds the fetcher stack for a store location (memory LRU ← single-flight ← disk cache ← mirrors). */
+/** Builds the fetcher stack for a store location (memory LRU ← single-flight ← disk cache ← boot pack ← mirrors). */
 export function chunkStack(location: StoreLocation, opts: StackOptions = {}): ChunkLayer {
   return stackParts(location, opts).top;
 }
