@@ -76,25 +76,29 @@ export class PackLayer implements ChunkLayer {
     }
   }
 
-  async get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
-    let x = this.expected.get(ref.hex);
-    if (x && !x.delivered && x.at - this.arrived > PACK_WAIT_BYTES) {
+  get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
+    const x = this.expected.get(ref.hex);
+    // not in a pack (the usual case: no pack, or a chunk it lacks): straight through, no extra hop
+    if (!x) return this.inner.get(ref, signal);
+    if (!x.delivered && x.at - this.arrived > PACK_WAIT_BYTES) {
       this.expected.delete(ref.hex); // far ahead of the stream: fetched alone, its entry dropped
-      x = undefined;
+      return this.inner.get(ref, signal);
     }
-    if (x) {
-      const packed = await x.promise.catch(() => null);
-      this.expected.delete(ref.hex); // read once (single-flight above): the bytes go with this read
-      if (packed) {
-        try {
-          const plain = await unpackChunkAsync(ref, packed);
-          this.stats.served++;
-          return plain;
-        } catch (e) {
-          this.stats.bad++;
-          if (!this.warned) this.log(`warning: boot pack: chunk ${ref.hex.slice(0, 16)}… ${(e as Error).message}; fetching it from the store`);
-          this.warned = true;
-        }
+    return this.fromPack(ref, x, signal);
+  }
+
+  private async fromPack(ref: ChunkRef, x: Expected, signal?: AbortSignal): Promise<Uint8Array> {
+    const packed = await x.promise.catch(() => null);
+    this.expected.delete(ref.hex); // read once (single-flight above): the bytes go with this read
+    if (packed) {
+      try {
+        const plain = await unpackChunkAsync(ref, packed);
+        this.stats.served++;
+        return plain;
+      } catch (e) {
+        this.stats.bad++;
+        if (!this.warned) this.log(`warning: boot pack: chunk ${ref.hex.slice(0, 16)}… ${(e as Error).message}; fetching it from the store`);
+        this.warned = true;
       }
     }
     return this.inner.get(ref, signal);
