@@ -1,6 +1,6 @@
 // What `inetboot profile extract|import|show` do, minus argument parsing: profile data or
 // summaries on stdout, warnings on stderr, bad input as UserError (one line, exit 1).
-import { open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../sys/errors.ts";
@@ -154,7 +154,7 @@ export async function runProfileShow(spec: string, o: { entries?: boolean }): Pr
 /**
  * `profile pack STORE`: the chunks of STORE's published profile, in profile order, into one file
  * beside it (`<index name>.bootpack`), so a boot prefetches them with one GET (docs/prefetch.md).
- * Streams: one chunk in memory at a time.
+ * The pack is built in memory: it is the size of what one boot reads.
  */
 export async function runProfilePack(storeSpec: string): Promise<void> {
   const store = await localStore(storeSpec);
@@ -172,30 +172,16 @@ export async function runProfilePack(storeSpec: string): Promise<void> {
   mustFit(p, store.index, ppath, storeSpec);
   const plan = planFromProfile(store.index, p);
   const path = join(dir, bootPackNameFor(indexName));
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, "w");
-  let total = 0;
-  const put = async (b: Uint8Array) => {
-    await fh.write(b);
-    total += b.length;
-  };
-  try {
-    await put(encodeBootPackHeader({ count: plan.length, indexDigest: indexDigest(store.index) }));
-    for (const ref of plan) {
-      const cpath = join(dir, chunkPath(ref.hex));
-      const packed = await readFile(cpath).catch((e) => {
-        throw new UserError(`${cpath}: ${e.code === "ENOENT" ? "missing (the store is incomplete: 'inetboot verify' it)" : e.message}`);
-      });
-      await put(encodeBootPackEntry(fromHex(ref.hex), packed));
-    }
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw e;
+  const pieces = [encodeBootPackHeader({ count: plan.length, indexDigest: indexDigest(store.index) })];
+  for (const ref of plan) {
+    const cpath = join(dir, chunkPath(ref.hex));
+    const packed = await readFile(cpath).catch((e) => {
+      throw new UserError(`${cpath}: ${e.code === "ENOENT" ? "missing (the store is incomplete: 'inetboot verify' it)" : e.message}`);
+    });
+    pieces.push(encodeBootPackEntry(fromHex(ref.hex), packed));
   }
+  await writeAtomic(path, pieces, true);
+  const total = pieces.reduce((n, p) => n + p.length, 0);
   out(path);
   warn(`boot pack: ${plan.length} chunks, ${humanBytes(total)} (one GET instead of ${plan.length})`);
 }

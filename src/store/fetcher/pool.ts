@@ -139,22 +139,21 @@ export class HttpPool {
 
   /**
    * A GET whose body the caller reads as it streams in (fetch; not counted in maxParallel: one long
-   * transfer beside the chunk requests). `signal` covers the whole transfer; the head must arrive
-   * within the pool's timeout. 404 → HttpError status 404.
+   * transfer beside the chunk requests). The head must arrive within the pool's timeout; the body
+   * is the caller's to time (reader.cancel()). 404 → HttpError status 404.
    */
-  async stream(url: string, signal?: AbortSignal): Promise<ReadableStreamDefaultReader<Uint8Array>> {
+  async stream(url: string): Promise<ReadableStreamDefaultReader<Uint8Array>> {
     const head = AbortSignal.timeout(this.timeoutMs);
     const ctl = new AbortController();
     const onHead = () => ctl.abort();
     head.addEventListener("abort", onHead);
-    signal?.addEventListener("abort", () => ctl.abort());
     this.requests++;
     let res: Response;
     try {
       res = await fetch(url, { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: extraTls() });
     } catch (e) {
       if (head.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
-      throw new HttpError(url, signal?.aborted ? "aborted" : ((e as Error).message?.split("\n")[0] ?? String(e)));
+      throw new HttpError(url, (e as Error).message?.split("\n")[0] ?? String(e));
     } finally {
       head.removeEventListener("abort", onHead);
     }
