@@ -21,6 +21,10 @@ function gate(paths: () => string[]) {
   return { calls, flush };
 }
 const tick = () => Bun.sleep(5);
+/** Waits (polling) until `ok()` holds, at most 2 s: a loaded machine may take longer than a tick. */
+async function until(ok: () => boolean) {
+  for (let i = 0; i < 400 && !ok(); i++) await Bun.sleep(5);
+}
 
 describe("group commit", () => {
   test("files written during a flush share the next one; none is renamed before its flush", async () => {
@@ -29,12 +33,14 @@ describe("group commit", () => {
     const g = gate(() => names);
     const gc = new GroupCommit(dir, g.flush, 60_000);
     const done: string[] = [];
+    // the tmp files first: the file system's speed must not decide which flush an entry joins
+    const temps = await Promise.all(names.map((n, i) => writeTemp(n, new TextEncoder().encode(`entry ${i}`))));
     const commit = async (i: number) => {
-      await gc.commit(await writeTemp(names[i]!, new TextEncoder().encode(`entry ${i}`)), names[i]!);
+      await gc.commit(temps[i]!, names[i]!);
       done.push(names[i]!);
     };
     const pa = commit(0);
-    await tick();
+    await until(() => g.calls.length >= 1);
     expect(g.calls.length).toBe(1);
     const pbc = [commit(1), commit(2)];
     await tick();
@@ -42,7 +48,7 @@ describe("group commit", () => {
     g.calls[0]!.release();
     await pa;
     expect(readFileSync(names[0]!, "utf8")).toBe("entry 0");
-    await tick();
+    await until(() => g.calls.length >= 2);
     expect(g.calls.length).toBe(2); // one flush for b and c together
     expect(done).toEqual([names[0]]);
     expect(g.calls[1]!.seen).toEqual([true, false, false]);
