@@ -114,6 +114,8 @@ export interface DirectBootOptions {
   memMB?: number;
   echo?: boolean;
   cpus?: number;
+  /** more QEMU arguments */
+  extra?: string[];
 }
 
 /** Starts QEMU on the image as a read-only virtio disk; no network. */
@@ -125,7 +127,7 @@ export function directGuest(o: DirectBootOptions): Guest {
     cpus: o.cpus,
     echo: o.echo,
     net: ["-nic", "none"],
-    extra: ["-drive", `file=${o.image},format=raw,if=virtio,readonly=on`],
+    extra: ["-drive", `file=${o.image},format=raw,if=virtio,readonly=on`, ...(o.extra ?? [])],
   };
   return new Guest(opts);
 }
