@@ -7,6 +7,7 @@ import { createCowSource } from "./cow.ts";
 import { startNbdServer } from "./server.ts";
 import { openFileSource } from "./sources/file.ts";
 import { sizeOption } from "../cli/size.ts";
+import type { PrefetchStats } from "../store/prefetch.ts";
 
 export interface NbdCliOptions {
   source: string;
@@ -22,6 +23,17 @@ export interface NbdCliOptions {
   fill?: boolean;
   /** with cacheDir: the cache's size cap, e.g. "2G" */
   cacheSize?: string;
+  /** stores: fetch the chunks of the boot profile published beside the index ahead of any client */
+  prefetch?: boolean;
+}
+
+/** The line `inetboot nbd --prefetch` prints when the prefetch starts, finds no profile, or ends. */
+export function prefetchLine(what: "start" | "done" | "none", st: PrefetchStats): string {
+  if (what === "none") return "prefetch: no boot profile beside the index, nothing to prefetch (docs/prefetch.md says how to publish one)";
+  if (what === "start") return `prefetch: ${st.planned} chunks listed by the boot profile`;
+  const pack = st.pack ? `, ${st.pack.served} of them from the boot pack (${(st.pack.bytes / 1048576).toFixed(1)} MiB in one GET${st.pack.error ? `, ended early: ${st.pack.error}` : ""})` : "";
+  const failed = st.failed ? `, ${st.failed} failed (a client's read fetches them again)` : "";
+  return `prefetch done: ${st.fetched} of ${st.planned} chunks fetched ahead${pack}${failed}, in ${((st.ms ?? 0) / 1000).toFixed(1)} s`;
 }
 
 /** A store dir, a NAME.index file or an http(s) URL goes to the store layer; a plain file is served directly. */
@@ -35,6 +47,7 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   }
   if (!isStore) {
     if (o.mirrors.length) throw new UserError("--mirror only applies to http(s) sources");
+    if (o.prefetch) throw new UserError(`--prefetch: ${spec} is an image file, not a block store (only stores publish boot profiles)`);
     return openFileSource(spec, { readOnly: true });
   }
   // ---- hook: store-backed and raw-HTTP sources live in src/store/open.ts (the store layer's module).
@@ -47,11 +60,17 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
   if (o.fill && !http) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
   let filling = false;
+  let store = false;
   const { evictionLine } = await import("../store/cache-room.ts");
   const cacheMaxBytes = o.cacheSize === undefined ? undefined : sizeOption("--cache-size", o.cacheSize);
   if (cacheMaxBytes === 0) throw new UserError(`bad --cache-size "${o.cacheSize}": a cache of 0 bytes holds nothing`);
   const source = await mod.openSource(spec, {
     mirrors: o.mirrors, cacheDir: o.cacheDir, deadlineMs, fill: o.fill, cacheMaxBytes,
+    onIndex: () => (store = true),
+    // With a cache dir the prefetched chunks are kept on disk, so the prefetch need not wait for a
+    // client to read them (its lead bounds only what waits in memory): the whole profile is fetched.
+    prefetch: o.prefetch ? (o.cacheDir ? { leadBytes: Number.POSITIVE_INFINITY } : true) : undefined,
+    onPrefetch: (what, st) => process.stderr.write(`${prefetchLine(what, st)}\n`),
     onEvict: (e) => process.stderr.write(`${evictionLine(e)}\n`),
     onFill: (what, st) => {
       if (what === "start") return void (filling = true);
@@ -66,6 +85,10 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   if (o.fill && !filling) {
     await source.close?.();
     throw new UserError(`--fill: ${spec} is a raw image, not a block store (raw images are not cached)`);
+  }
+  if (o.prefetch && !store) {
+    await source.close?.();
+    throw new UserError(`--prefetch: ${spec} is a raw image, not a block store (only stores publish boot profiles)`);
   }
   return source;
 }

@@ -99,7 +99,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       },
       // A published profile (STORE/<index>.profile) is fetched ahead, in the order it lists.
       prefetch: true, log: warn, onIndex: (i) => (index = i),
-      onPrefetch: (what, st) => cfg.events && print(`prefetch.${what}`, { ...st }),
+      onPrefetch: (what, st) => cfg.events && what !== "none" && print(`prefetch.${what}`, { ...st }),
       // The cache medium gets the whole image while the system is idle: the next boot may read
       // chunks this one did not (src/store/fill.ts).
       fill: cfg.fill !== false, // only where there is a cache dir

@@ -59,8 +59,8 @@ export interface OpenOptions {
   /** HTTP stores: fetch `<index name>.profile` beside the index in the background and prefetch
    *  the chunks it lists (docs/prefetch.md). Default off. */
   prefetch?: boolean | PrefetchOptions;
-  /** prefetch began (chunks planned) and ended (stats) */
-  onPrefetch?: (what: "start" | "done", stats: PrefetchStats) => void;
+  /** prefetch began (chunks planned) and ended (stats); "none": the store publishes no usable profile */
+  onPrefetch?: (what: "start" | "done" | "none", stats: PrefetchStats) => void;
   /** HTTP stores with cacheDir: fetch every chunk the cache lacks while no demand read is
    *  waiting, so the next boot from this cache needs no network (fill.ts). Default off. */
   fill?: boolean | FillOptions;
@@ -288,6 +288,7 @@ function startPrefetch(
     .then(async (profile) => {
       if (!profile) {
         void (await early)?.reader.cancel().catch(() => {});
+        opts.onPrefetch?.("none", { ...pf.stats });
         return;
       }
       const plan = planFromProfile(index, profile);
@@ -302,6 +303,7 @@ function startPrefetch(
       await pf.done;
       const t = await transfer;
       pack?.drop(); // entries nobody read (the caches above had them)
+      await disk?.flush(); // "done" means on the cache medium too, not still being written
       opts.onPrefetch?.("done", { ...pf.stats, ...(t && pack ? { pack: { entries: t.entries, bytes: t.bytes, ms: t.ms, served: pack.stats.served, bad: pack.stats.bad, error: t.error } } : {}) });
     })
     .catch((e) => log(`warning: prefetch: ${(e as Error).message}`));

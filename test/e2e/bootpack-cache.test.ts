@@ -1,13 +1,15 @@
 // End to end on the host, through Debian's nginx: a store with a published profile and its boot
 // pack (`inetboot profile pack`, the real CLI). A cold open with a cache dir gets every profiled
 // chunk from the pack's one GET (no chunk GET in nginx's log) and reads the image back intact; a
-// second open over the now warm cache fetches neither the pack nor any chunk.
+// second open over the now warm cache fetches neither the pack nor any chunk. On the command line,
+// `inetboot nbd --prefetch --cache DIR` puts the profile's chunks on the cache before any client
+// reads, and nbdcopy then gets the image intact.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILD } from "../lib/qemu.ts";
 import { run } from "../lib/sh.ts";
-import { chunkGets, startNginx, type Nginx } from "../lib/servers.ts";
+import { chunkGets, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
 import { scratch } from "../lib/tmp.ts";
 import { openSource } from "../../src/store/open.ts";
 import { decodeIndex, distinctChunkRefs } from "../../src/store/format.ts";
@@ -73,4 +75,48 @@ test("cold: the profiled chunks come in the pack's one GET, checked; warm: neith
   expect(warm.lines.filter((l) => l.includes("bootpack"))).toEqual([]);
   expect(chunkGets(warm.lines)).toEqual([]);
   expect(warm.stats.pack).toBeUndefined();
+});
+
+/** Entry files below a cache dir's chunks/ (what is on the disk, not what anything says). */
+function cachedEntries(cache: string): string[] {
+  const chunks = join(cache, "chunks");
+  return readdirSync(chunks).flatMap((d) => readdirSync(join(chunks, d)).filter((f) => f.endsWith(".zst")));
+}
+
+test("inetboot nbd --prefetch --cache: the profile's chunks reach the cache before any client reads; nbdcopy gets the image intact", async () => {
+  const cache = join(tmp, "cli-cache");
+  const from = nginx.lines().length;
+  const nbd = await startNbd(`${nginx.url}store/`, ["--listen", `unix:${join(tmp, "pf.sock")}`, "--cache", cache, "--prefetch"]);
+  try {
+    await nbd.err.waitFor(/prefetch done: .*\n/, 30_000);
+    // No client has connected yet: everything nginx served so far is the prefetch's.
+    const lines = nginx.lines().slice(from);
+    expect(lines.filter((l) => l.includes("/store/index.bootpack"))).toHaveLength(1);
+    expect(chunkGets(lines)).toEqual([]);
+    expect(cachedEntries(cache)).toHaveLength(planned); // written through to the disk cache, not a word of the log
+    const out = join(tmp, "cli-copy.img");
+    run(["nbdcopy", nbd.uri, out]);
+    expect(Buffer.compare(readFileSync(out), Buffer.from(image))).toBe(0);
+    expect(nbd.err.text).toMatch(new RegExp(`prefetch: ${planned} chunks listed by the boot profile\n`));
+  } finally {
+    expect(await nbd.stop()).toBe(0);
+  }
+});
+
+test("inetboot nbd --prefetch: a store without a profile says so and serves; a raw image is refused in one line", async () => {
+  run([BIN, "pack", "--chunk-size", "64K", join(tmp, "disk.img"), join(www, "plain")]);
+  const nbd = await startNbd(`${nginx.url}plain/`, ["--listen", `unix:${join(tmp, "pf2.sock")}`, "--prefetch"]);
+  try {
+    await nbd.err.waitFor(/prefetch: no boot profile beside the index, nothing to prefetch/);
+    const out = join(tmp, "plain-copy.img");
+    run(["nbdcopy", nbd.uri, out]);
+    expect(Buffer.compare(readFileSync(out), Buffer.from(image))).toBe(0);
+  } finally {
+    expect(await nbd.stop()).toBe(0);
+  }
+  const raw = Bun.spawnSync([BIN, "nbd", join(tmp, "disk.img"), "--prefetch", "--listen", `unix:${join(tmp, "pf3.sock")}`], { stderr: "pipe" });
+  expect(raw.exitCode).toBe(1);
+  const err = raw.stderr.toString().trim();
+  expect(err.split("\n")).toHaveLength(1);
+  expect(err).toMatch(/--prefetch: .*disk\.img is an image file, not a block store/);
 });

@@ -20,6 +20,7 @@ export default defineCommand({
     mirror: { type: "string", description: "another base URL serving the same data (repeatable)" },
     cache: { type: "string", description: "persistent chunk cache directory" },
     fill: { type: "boolean", default: false, description: "with --cache: fetch the chunks the cache lacks while no client reads" },
+    prefetch: { type: "boolean", default: false, description: "fetch the chunks of the boot profile published beside the index ahead of any client (with --cache: all of them, onto the cache)" },
     "cache-size": { type: "string", description: "with --cache: its size cap, e.g. 2G; least recently used chunks go past it (default: the disk's room)" },
     cow: { type: "boolean", default: false, description: "accept writes into a RAM copy-on-write overlay" },
     "cow-file": { type: "string", description: "copy-on-write overlay in this local sparse file (implies --cow)" },
@@ -41,6 +42,7 @@ export default defineCommand({
         timeoutSec: a.timeout === undefined ? undefined : Number(a.timeout),
         fill: a.fill === true,
         cacheSize: (a["cache-size"] as string | undefined) || undefined,
+        prefetch: a.prefetch === true,
       });
     })({ args: {} });
   },
