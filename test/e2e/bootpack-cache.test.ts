@@ -119,4 +119,8 @@ test("inetboot nbd --prefetch: a store without a profile says so and serves; a r
   const err = raw.stderr.toString().trim();
   expect(err.split("\n")).toHaveLength(1);
   expect(err).toMatch(/--prefetch: .*disk\.img is an image file, not a block store/);
+  writeFileSync(join(www, "raw.img"), image); // a raw image URL: served, but it has no profile
+  const url = Bun.spawnSync([BIN, "nbd", `${nginx.url}raw.img`, "--prefetch", "--listen", `unix:${join(tmp, "pf4.sock")}`], { stderr: "pipe" });
+  expect(url.exitCode).toBe(1);
+  expect(url.stderr.toString().trim()).toMatch(/^inetboot: --prefetch: http:\S+raw\.img is a raw image, not a block store[^\n]*$/);
 });
