@@ -199,6 +199,23 @@ describe("pumpBootPack", () => {
     expect(s.asked).toEqual([]);
   });
 
+  test("a whole pack made for an earlier profile: its chunks served, the profile's others from the store, one warning saying so", async () => {
+    const c = chunks(5);
+    const s = store(c);
+    const lines: string[] = [];
+    const pack = new PackLayer(s.layer, (l) => lines.push(l));
+    pack.expect(c.refs); // the profile now lists 5 chunks
+    const older = { ...c, refs: c.refs.slice(0, 3), packed: c.packed.slice(0, 3) }; // the pack still holds 3
+    const t = await pumpBootPack({ url: "u", reader: reader(split(packBytes(older), 700)) }, pack, c.index);
+    expect(t).toMatchObject({ entries: 3, error: null });
+    for (const [i, r] of c.refs.entries()) expect(await pack.get(r)).toEqual(c.plain[i]!);
+    expect(s.asked).toEqual([c.refs[3]!.hex, c.refs[4]!.hex]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/boot pack lacks 2 of the profile's 5 chunks .*inetboot profile pack/);
+    pack.drop(); // the prefetch's end: no second warning
+    expect(lines).toHaveLength(1);
+  });
+
   test("a pack built for another index is refused before any entry; a cut or stalled stream leaves the rest to the store", async () => {
     const c = chunks(5);
     const other = new Uint8Array(32).fill(7);

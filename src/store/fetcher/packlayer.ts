@@ -64,11 +64,18 @@ export class PackLayer implements ChunkLayer {
     x.resolve(packed);
   }
 
-  /** The stream ended: whatever it did not deliver comes from the mirrors (what it did deliver
-   *  stays until read). */
+  /** The stream ended (`why`: it broke off): whatever it did not deliver comes from the mirrors
+   *  (what it did deliver stays until read). */
   end(why?: string): void {
     const missing = [...this.expected].filter(([, x]) => !x.delivered);
     if (why && missing.length > 0) this.log(`warning: boot pack: ${why}; fetching the rest chunk by chunk`);
+    // A whole pack without some of the profile's chunks was made for an older profile of this index.
+    else if (missing.length > 0)
+      this.log(`warning: boot pack lacks ${missing.length} of the profile's ${this.stats.expected} chunks (made for an earlier profile? run 'inetboot profile pack' again); fetching those chunk by chunk`);
+    this.forget(missing, why);
+  }
+
+  private forget(missing: [string, Expected][], why?: string): void {
     const e = new Error(why ?? "not in the boot pack");
     for (const [hex, x] of missing) {
       x.reject(e);
@@ -107,7 +114,7 @@ export class PackLayer implements ChunkLayer {
   /** Forgets every entry, delivered or not (the prefetch is over: what was not read by now, the
    *  caches above had). */
   drop(): void {
-    this.end();
+    this.forget([...this.expected].filter(([, x]) => !x.delivered));
     this.expected.clear();
   }
 
