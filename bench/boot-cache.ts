@@ -155,34 +155,24 @@ async function main() {
       const t = await markerTime(gl, t0);
       return { ...t, timeline: timeline(gl, t) };
     };
-    const localFirmwareBoot = async () => {
-      const t0 = Date.now();
-      const gl = new Guest({
-        firmware: true, net: ["-nic", "none"], echo: ECHO,
-        // Fixed PCI slots: the root's comes first, so the kernel names it vda.
-        extra: [
-          ...MACHINE,
-          "-drive", `if=none,id=root,format=raw,readonly=on,file=${root.squashfs}`, "-device", "virtio-blk-pci,drive=root,addr=0x8",
-          "-drive", `if=none,id=boot,format=raw,readonly=on,file=${localDisk}`, "-device", "virtio-blk-pci,drive=boot,addr=0x9,bootindex=0",
-        ],
-      });
-      const t = await markerTime(gl, t0);
-      return { ...t, timeline: timeline(gl, t) };
-    };
-    const debianBoot = async () => {
+    /** A PC booting its own disks: SeaBIOS → GRUB on `bootDisk` → the root on `rootDrive` (a -drive
+     *  spec). Fixed PCI slots: the root's comes first, so the kernel names it vda. */
+    const firmwareDiskBoot = async (rootDrive: string, bootDisk: string) => {
       const t0 = Date.now();
       const gl = new Guest({
         firmware: true, net: ["-nic", "none"], echo: ECHO,
         extra: [
           ...MACHINE,
-          // snapshot=on: the boot's writes (journal, logs) go to a temporary overlay; every round starts clean
-          "-drive", `if=none,id=root,format=raw,snapshot=on,file=${inst.ext4}`, "-device", "virtio-blk-pci,drive=root,addr=0x8",
-          "-drive", `if=none,id=boot,format=raw,readonly=on,file=${debianDisk}`, "-device", "virtio-blk-pci,drive=boot,addr=0x9,bootindex=0",
+          "-drive", `if=none,id=root,format=raw,${rootDrive}`, "-device", "virtio-blk-pci,drive=root,addr=0x8",
+          "-drive", `if=none,id=boot,format=raw,readonly=on,file=${bootDisk}`, "-device", "virtio-blk-pci,drive=boot,addr=0x9,bootindex=0",
         ],
       });
       const t = await markerTime(gl, t0);
       return { ...t, timeline: timeline(gl, t) };
     };
+    const localFirmwareBoot = () => firmwareDiskBoot(`readonly=on,file=${root.squashfs}`, localDisk);
+    // snapshot=on: the installed system's writes (journal, logs) go to a temporary overlay, so every round starts clean
+    const debianBoot = () => firmwareDiskBoot(`snapshot=on,file=${inst.ext4}`, debianDisk);
     type Local = Awaited<ReturnType<typeof localBoot>>;
     const rounds: { local: Local; localFw: Local; localDeb: Local; cold: Boot; warm: Boot }[] = [];
     for (let round = 1; round <= RUNS; round++) {
