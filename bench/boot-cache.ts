@@ -10,14 +10,14 @@
 //     own initramfs (initramfs-tools, udev, MODULES=most) → the same tree on an ext4 disk with an
 //     installer's fstab, `root=UUID=… ro`. What a Debian user's local disk boot is.
 // Printed per boot: time from QEMU start to INETBOOT-DEMO-MARKER, the guest kernel's uptime at the
-// marker (which leaves out SeaBIOS and GRUB loading the kernel and 55 MB initramfs over USB), and
+// marker (which leaves out SeaBIOS and GRUB loading the kernel and 65 MB initramfs over USB), and
 // chunk bytes served, counted from nginx's access log (whole boot, up to power-off).
 // The cold boot waits for the daemon's cache fill (the chunks the boot did not read, fetched while
 // the system idles: cache.filled), then is powered off from its shell (poweroff) so the cache it
 // wrote reaches the stick.
 //
 //   bun bench/boot-cache.ts [--runs N] [--rate MBIT --rtt MS] [--echo]
-// Each round (default 2) boots the local disk, then a fresh stick cold, then warm; rows show the fastest.
+// Each round (default 2) boots the three local disks, then a fresh stick cold, then warm; rows show the fastest.
 // Default: nginx on loopback. --rate/--rtt put it behind the shaped link of boot-shaped.ts.
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
