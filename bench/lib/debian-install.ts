@@ -4,11 +4,11 @@
 // busybox, fsck; what `apt install linux-image-amd64` generates on any Debian machine). The peer a
 // Debian user compares a boot from the stick with. Built once with mmdebstrap (about a minute),
 // cached under build/demo/ next to the squashfs it comes from.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { DEMO_DIR, DEMO_SUITE, hostAptSources, type DemoRoot } from "../../test/lib/demo-root.ts";
-import { BUILD } from "../../test/lib/qemu.ts";
+import { KERNEL_DIR as KDIR, kernelVersion } from "../../test/lib/qemu.ts";
 import { need, run, sha256Hex } from "../../test/lib/sh.ts";
 
 export interface DebianInstall {
@@ -20,7 +20,6 @@ export interface DebianInstall {
   cmdline: string;
 }
 
-const KDIR = join(BUILD, "kernel");
 /** What a Debian install has besides the kernel for initramfs-tools to build the initrd it boots. */
 const INITRD_PACKAGES = ["initramfs-tools", "zstd", "busybox", "udev", "e2fsprogs"];
 
@@ -60,8 +59,7 @@ function debianInitrd(log: (s: string) => void): string {
   const pkgFile = join(KDIR, ".package");
   if (!existsSync(pkgFile)) throw new Error(`${pkgFile} missing: run 'make kernel'`);
   const pkg = readFileSync(pkgFile, "utf8").trim();
-  const ver = readdirSync(join(KDIR, "lib/modules"))[0];
-  if (!ver) throw new Error(`no modules under ${KDIR}/lib/modules: run 'make kernel'`);
+  const ver = kernelVersion();
   const vmlinuz = readFileSync(join(KDIR, `boot/vmlinuz-${ver}`));
   const out = join(DEMO_DIR, `debian-initrd-${ver}-${sha256Hex(vmlinuz).slice(0, 12)}.img`);
   if (existsSync(out)) return out;

@@ -59,8 +59,7 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   }
   const deadlineMs = o.timeoutSec === undefined ? undefined : Math.round(o.timeoutSec * 1000);
   if (o.fill && !http) throw new UserError("--fill only applies to http(s) stores (a local store needs no cache)");
-  let filling = false;
-  let store = false;
+  let store = false; // a block store, not a raw image (its index was loaded)
   const { evictionLine } = await import("../store/cache-room.ts");
   const cacheMaxBytes = o.cacheSize === undefined ? undefined : sizeOption("--cache-size", o.cacheSize);
   if (cacheMaxBytes === 0) throw new UserError(`bad --cache-size "${o.cacheSize}": a cache of 0 bytes holds nothing`);
@@ -73,7 +72,7 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
     onPrefetch: (what, st) => process.stderr.write(`${prefetchLine(what, st)}\n`),
     onEvict: (e) => process.stderr.write(`${evictionLine(e)}\n`),
     onFill: (what, st) => {
-      if (what === "start") return void (filling = true);
+      if (what === "start") return;
       const mib = (st.bytes / 1048576).toFixed(1);
       process.stderr.write(
         st.stopped
@@ -82,13 +81,10 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
       );
     },
   });
-  if (o.fill && !filling) {
+  if (!store && (o.fill || o.prefetch)) {
     await source.close?.();
-    throw new UserError(`--fill: ${spec} is a raw image, not a block store (raw images are not cached)`);
-  }
-  if (o.prefetch && !store) {
-    await source.close?.();
-    throw new UserError(`--prefetch: ${spec} is a raw image, not a block store (only stores publish boot profiles)`);
+    const why = o.fill ? "--fill" : "--prefetch";
+    throw new UserError(`${why}: ${spec} is a raw image, not a block store (${o.fill ? "raw images are not cached" : "only stores publish boot profiles"})`);
   }
   return source;
 }

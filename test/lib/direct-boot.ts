@@ -5,10 +5,9 @@
 // It checks the images themselves (can Debian's kernel mount them, does their init run).
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUILD, Guest, type BootOptions } from "./qemu.ts";
+import { BUILD, Guest, KERNEL_DIR as KDIR, kernelVersion, type BootOptions } from "./qemu.ts";
 import { run, sha256Hex } from "./sh.ts";
 
-const KDIR = join(BUILD, "kernel");
 /** Modules the reference initramfs loads, in this order after their dependencies. */
 const WANT = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "squashfs", "isofs", "erofs", "overlay", "loop"];
 
@@ -34,12 +33,6 @@ for d in dev proc sys; do mkdir -p /newroot/$d; mount --move /$d /newroot/$d; do
 echo "direct-init: switch_root into $fstype\${rootpath:+ $rootpath}"
 exec switch_root /newroot /sbin/init
 `;
-
-function kernelVersion(): string {
-  const v = run(["ls", join(KDIR, "lib/modules")]).trim().split("\n")[0];
-  if (!v) throw new Error(`no modules under ${KDIR}/lib/modules: run 'make kernel'`);
-  return v;
-}
 
 /** Module files (relative to lib/modules/VER) in load order, dependencies first. */
 export function moduleLoadOrder(modulesDep: string, want: string[]): string[] {

@@ -1,11 +1,22 @@
 // Boots QEMU with the Debian kernel and our initramfs and reads the serial console: `@inetboot`
 // event lines and markers printed by the guest. Tests assert on what the guest printed.
-import { existsSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUILD = join(ROOT, "build");
+
+/** build/kernel: Debian's kernel package unpacked by `make kernel`. */
+export const KERNEL_DIR = join(BUILD, "kernel");
+
+/** The version of build/kernel's kernel (its lib/modules/VERSION). */
+export function kernelVersion(): string {
+  const dir = join(KERNEL_DIR, "lib/modules");
+  const v = existsSync(dir) ? readdirSync(dir).sort()[0] : undefined; // as ls lists them
+  if (!v) throw new Error(`no modules under ${dir}: run 'make kernel'`);
+  return v;
+}
 
 export function kernelPath(): string {
   const p = join(BUILD, "kernel/vmlinuz");
