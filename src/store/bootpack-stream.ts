@@ -1,6 +1,7 @@
 // Fetching a published boot pack into the PackLayer: one streamed GET whose entries are handed
 // over as they arrive. A stall is bounded (no byte for `idleMs` ends it): what the pack has not
-// delivered by then, or ever, is fetched chunk by chunk from the mirrors.
+// delivered by then, or ever, is fetched chunk by chunk from the mirrors. While the layer holds
+// as many unread entries as it may, the stream is not read (backpressure, see PackLayer.room).
 import { oneLine } from "../sys/errors.ts";
 import { BootPackError, BootPackParser } from "./bootpack.ts";
 import type { StoreIndex } from "./format.ts";
@@ -71,6 +72,14 @@ export async function pumpBootPack(
       arm();
       bytes += value.length;
       parser.feed(value);
+      const room = layer.room();
+      if (room) {
+        // Readers are behind: stop reading (TCP slows the server) until they take some entries.
+        // Waiting on our own readers is no stall of the server's: the idle clock stops meanwhile.
+        clearTimeout(timer);
+        await room;
+        arm();
+      }
     }
     if (!error && !parser.done) error = `${pack.url}: ended after ${parser.seen} of ${parser.header?.count ?? "?"} entries`;
   } catch (e) {

@@ -301,6 +301,7 @@ function startPrefetch(
       pf.start(plan);
       opts.onPrefetch?.("start", { ...pf.stats });
       await pf.done;
+      pack?.release(); // what arrives from now on, nobody is going to read
       const t = await transfer;
       pack?.drop(); // entries nobody read (the caches above had them)
       await disk?.flush(); // "done" means on the cache medium too, not still being written

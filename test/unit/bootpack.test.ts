@@ -123,7 +123,7 @@ describe("PackLayer", () => {
     for (const i of [0, 1, 3]) expect(await pack.get(c.refs[i]!)).toEqual(c.plain[i]!);
     pack.end();
     expect(s.asked).toEqual([]);
-    expect(pack.stats).toEqual({ expected: 4, served: 4, bad: 0 });
+    expect(pack.stats).toMatchObject({ expected: 4, served: 4, bad: 0, dropped: 0 });
     // read once: a second read of the same chunk goes to the store
     expect(await pack.get(c.refs[0]!)).toEqual(c.plain[0]!);
     expect(s.asked).toEqual([c.refs[0]!.hex]);
@@ -144,7 +144,7 @@ describe("PackLayer", () => {
     expect(await waiting).toEqual(c.plain[2]!);
     expect(await pack.get(c.refs[3]!)).toEqual(c.plain[3]!);
     expect(s.asked.sort()).toEqual([c.refs[0]!.hex, c.refs[2]!.hex, c.refs[3]!.hex].sort());
-    expect(pack.stats).toEqual({ expected: 3, served: 1, bad: 1 });
+    expect(pack.stats).toMatchObject({ expected: 3, served: 1, bad: 1, dropped: 0 });
     expect(lines.join("\n")).toMatch(/stream cut; fetching the rest chunk by chunk/);
     expect(lines.join("\n")).toMatch(/boot pack: chunk [0-9a-f]{16}… .*fetching it from the store/);
   });
@@ -166,14 +166,17 @@ describe("PackLayer", () => {
   });
 });
 
-/** A stream reader over pieces, optionally stalling forever after them. */
+/** A stream reader over pieces, optionally stalling forever after them. `taken()`: bytes handed
+ *  out so far (what a server would have sent). */
 function reader(pieces: Uint8Array[], stall = false) {
   let i = 0;
   let cancelled = false;
   let wake: (() => void) | null = null;
+  let given = 0;
   const r = {
+    taken: () => given,
     async read(): Promise<{ done: boolean; value?: Uint8Array }> {
-      if (i < pieces.length) return { done: false, value: pieces[i++]! };
+      if (i < pieces.length) return (given += pieces[i]!.length), { done: false, value: pieces[i++]! };
       if (stall && !cancelled) await new Promise<void>((res) => (wake = res));
       return { done: true };
     },
@@ -182,7 +185,7 @@ function reader(pieces: Uint8Array[], stall = false) {
       wake?.();
     },
   };
-  return r as unknown as ReadableStreamDefaultReader<Uint8Array>;
+  return r as unknown as ReadableStreamDefaultReader<Uint8Array> & { taken(): number };
 }
 
 describe("pumpBootPack", () => {
@@ -233,5 +236,63 @@ describe("pumpBootPack", () => {
       expect(s.asked.length, what).toBe(5 - pack.stats.served);
       expect(s.asked.length, what).toBeGreaterThanOrEqual(3);
     }
+  });
+});
+
+describe("pumpBootPack: memory held for unread entries", () => {
+  const byEntry = (c: ReturnType<typeof chunks>) => {
+    // one piece per entry (the header with the first), so "bytes taken" counts whole entries
+    const b = packBytes(c);
+    const out: Uint8Array[] = [];
+    let pos = 0;
+    c.packed.forEach((p, i) => {
+      const end = pos + (i === 0 ? BOOTPACK_HEADER : 0) + 36 + p.length;
+      out.push(b.subarray(pos, end));
+      pos = end;
+    });
+    return out;
+  };
+  const entryBytes = (c: ReturnType<typeof chunks>) => Math.max(...c.packed.map((p) => p.length));
+
+  test("with no reader the stream stops once holdBytes are held; a reader in the pack's order lets it go on, every entry from the pack", async () => {
+    const c = chunks(40);
+    const s = store(c);
+    const hold = 4 * entryBytes(c);
+    const pack = new PackLayer(s.layer, () => {}, hold);
+    pack.expect(c.refs);
+    const rd = reader(byEntry(c));
+    const t = pumpBootPack({ url: "u", reader: rd }, pack, c.index, { idleMs: 50 });
+    await Bun.sleep(100); // longer than idleMs: waiting for our readers is no stall of the server's
+    const whole = packBytes(c).length;
+    expect(rd.taken()).toBeLessThan(whole / 4); // about 5 of 40 entries, not the pack
+    expect(rd.taken()).toBeGreaterThan(hold);
+    for (const [i, r] of c.refs.entries()) {
+      expect(await pack.get(r)).toEqual(c.plain[i]!);
+      if (i % 3 === 0) await Bun.sleep(1); // a slow reader
+    }
+    expect(await t).toMatchObject({ entries: 40, error: null });
+    expect(s.asked).toEqual([]);
+    expect(pack.stats).toMatchObject({ served: 40, dropped: 0 });
+  });
+
+  test("entries the readers went past are dropped, not waited for; release() lets the rest of the stream go by unkept", async () => {
+    const c = chunks(40);
+    const s = store(c);
+    const hold = 4 * entryBytes(c);
+    const pack = new PackLayer(s.layer, () => {}, hold);
+    pack.expect(c.refs);
+    const rd = reader(byEntry(c));
+    const t = pumpBootPack({ url: "u", reader: rd }, pack, c.index);
+    // entries 0-9 read; 10-19 skipped (as if the caches above had them); 20-29 read
+    for (const i of [...Array(10).keys(), ...Array.from({ length: 10 }, (_, k) => 20 + k)]) expect(await pack.get(c.refs[i]!)).toEqual(c.plain[i]!);
+    expect(s.asked).toEqual([]); // the skipped ones did not hold the stream up
+    expect(pack.stats.dropped).toBeGreaterThan(0);
+    // the prefetch is over: the stream runs to its end, keeping nothing
+    pack.release();
+    expect(await t).toMatchObject({ entries: 40, error: null });
+    expect(rd.taken()).toBe(packBytes(c).length);
+    expect(await pack.get(c.refs[35]!)).toEqual(c.plain[35]!);
+    expect(await pack.get(c.refs[12]!)).toEqual(c.plain[12]!);
+    expect(s.asked.sort()).toEqual([c.refs[35]!.hex, c.refs[12]!.hex].sort()); // both from the store: not kept
   });
 });
