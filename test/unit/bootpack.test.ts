@@ -252,20 +252,23 @@ describe("pumpBootPack: memory held for unread entries", () => {
     });
     return out;
   };
-  const entryBytes = (c: ReturnType<typeof chunks>) => Math.max(...c.packed.map((p) => p.length));
-
-  test("with no reader the stream stops once holdBytes are held; a reader in the pack's order lets it go on, every entry from the pack", async () => {
+  /** 40 entries streamed into a layer that may hold 4 of them */
+  const setup = (idleMs?: number) => {
     const c = chunks(40);
     const s = store(c);
-    const hold = 4 * entryBytes(c);
-    const pack = new PackLayer(s.layer, () => {}, hold);
+    const pack = new PackLayer(s.layer, () => {}, 4 * Math.max(...c.packed.map((p) => p.length)));
     pack.expect(c.refs);
     const rd = reader(byEntry(c));
-    const t = pumpBootPack({ url: "u", reader: rd }, pack, c.index, { idleMs: 50 });
+    const t = pumpBootPack({ url: "u", reader: rd }, pack, c.index, { idleMs });
+    return { c, s, pack, rd, t };
+  };
+
+  test("with no reader the stream stops once holdBytes are held; a reader in the pack's order lets it go on, every entry from the pack", async () => {
+    const { c, s, pack, rd, t } = setup(50);
     await Bun.sleep(100); // longer than idleMs: waiting for our readers is no stall of the server's
     const whole = packBytes(c).length;
     expect(rd.taken()).toBeLessThan(whole / 4); // about 5 of 40 entries, not the pack
-    expect(rd.taken()).toBeGreaterThan(hold);
+    expect(rd.taken()).toBeGreaterThan(pack.holdBytes);
     for (const [i, r] of c.refs.entries()) {
       expect(await pack.get(r)).toEqual(c.plain[i]!);
       if (i % 3 === 0) await Bun.sleep(1); // a slow reader
@@ -276,13 +279,7 @@ describe("pumpBootPack: memory held for unread entries", () => {
   });
 
   test("entries the readers went past are dropped, not waited for; release() lets the rest of the stream go by unkept", async () => {
-    const c = chunks(40);
-    const s = store(c);
-    const hold = 4 * entryBytes(c);
-    const pack = new PackLayer(s.layer, () => {}, hold);
-    pack.expect(c.refs);
-    const rd = reader(byEntry(c));
-    const t = pumpBootPack({ url: "u", reader: rd }, pack, c.index);
+    const { c, s, pack, rd, t } = setup();
     // entries 0-9 read; 10-19 skipped (as if the caches above had them); 20-29 read
     for (const i of [...Array(10).keys(), ...Array.from({ length: 10 }, (_, k) => 20 + k)]) expect(await pack.get(c.refs[i]!)).toEqual(c.plain[i]!);
     expect(s.asked).toEqual([]); // the skipped ones did not hold the stream up
