@@ -38,15 +38,13 @@ export interface PackStats {
   served: number;
   /** entries that failed their check (fetched from the mirrors instead) */
   bad: number;
-  /** entries dropped unread to keep within holdBytes (readers had gone past them) */
+  /** entries dropped unread (readers had gone past them, or the prefetch was over) */
   dropped: number;
-  /** most stored bytes held at once */
-  peakHeld: number;
 }
 
 export class PackLayer implements ChunkLayer {
   private expected = new Map<string, Expected>();
-  readonly stats: PackStats = { expected: 0, served: 0, bad: 0, dropped: 0, peakHeld: 0 };
+  readonly stats: PackStats = { expected: 0, served: 0, bad: 0, dropped: 0 };
   private warned = false;
   /** plain bytes announced so far / of the entries delivered (the stream's position) */
   private announced = 0;
@@ -94,7 +92,6 @@ export class PackLayer implements ChunkLayer {
     }
     x.held = packed.length;
     this.held += x.held;
-    this.stats.peakHeld = Math.max(this.stats.peakHeld, this.held);
     x.resolve(packed);
     if (this.held > this.holdBytes) this.dropPassed();
   }
@@ -116,7 +113,7 @@ export class PackLayer implements ChunkLayer {
    *  none that arrive from now on. The stream may still run to its end (stats, end()'s warning). */
   release(): void {
     this.holding = false;
-    for (const [hex, x] of this.expected) if (x.delivered) this.remove(hex, x, true);
+    for (const [hex, x] of this.expected) if (x.delivered && !x.reading) this.remove(hex, x, true);
     this.wake();
   }
 
