@@ -9,6 +9,8 @@ if (process.env.INETBOOT_ROLE === "nbd-daemon") {
   const { runAgent } = await import("./agent/main.ts");
   await runAgent();
 } else {
+  // Usage pages and messages piped to a file or a pager: no ANSI colours (citty reads NO_COLOR once, on load).
+  if (!process.stdout.isTTY && process.env.FORCE_COLOR === undefined) process.env.NO_COLOR ||= "1";
   const { runCli } = await import("./cli/main.ts");
   await runCli(argv0);
 }

@@ -1,6 +1,8 @@
 // The host CLI: one command per file under ./commands, loaded lazily so `--help` stays fast.
-import { defineCommand, runMain } from "citty";
+import { defineCommand, runCommand, runMain, showUsage, type CommandDef } from "citty";
 import pkg from "../../package.json" with { type: "json" };
+import { fail } from "./fail.ts";
+import { unknownOption, type OptionDef } from "./options.ts";
 
 const main = defineCommand({
   meta: { name: "inetboot", version: pkg.version, description: "Boot machines over the Internet with nothing but HTTP(S)" },
@@ -24,5 +26,51 @@ const main = defineCommand({
 });
 
 export async function runCli(_argv0: string) {
-  await runMain(main);
+  const rawArgs = process.argv.slice(2);
+  const help = rawArgs.some((a) => a === "--help" || a === "-h");
+  const version = rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v");
+  const leaf = await resolveCommand(rawArgs);
+  if (help) {
+    // citty names only one parent ("cache verify"): give it the whole path ("inetboot cache verify").
+    const parents = `inetboot ${leaf.path}`.trim().split(" ").slice(0, -1).join(" ");
+    await showUsage(leaf.cmd, leaf.depth ? ({ meta: { name: parents, version: pkg.version } } as CommandDef) : undefined);
+    process.exit(0);
+  }
+  // --version and a bare `inetboot` (the usage page, exit 1) as citty does them.
+  if (version || rawArgs.length === 0) return runMain(main, { rawArgs });
+  // A mistyped command, option or a missing argument: one line naming it and where help is, not
+  // the whole usage page (commands' own errors are already one line, see fail.ts).
+  const usageError = (what: string, path: string): never => {
+    process.stderr.write(`inetboot: ${what} (see 'inetboot ${path}--help')\n`);
+    process.exit(2);
+  };
+  if (!leaf.cmd.subCommands) {
+    const args = (typeof leaf.cmd.args === "function" ? await leaf.cmd.args() : await leaf.cmd.args) as Record<string, OptionDef> | undefined;
+    const bad = unknownOption(args ?? {}, rawArgs.slice(leaf.depth));
+    if (bad) usageError(`unknown option ${bad}`, leaf.path);
+  }
+  try {
+    await runCommand(main, { rawArgs });
+  } catch (e) {
+    if ((e as Error).name !== "CLIError") fail(e);
+    const msg = (e as Error).message.replace(/\x1b\[[0-9;]*m/g, "").replace(/\.$/, "");
+    usageError(msg.charAt(0).toLowerCase() + msg.slice(1), leaf.path);
+  }
+}
+
+/** The command the arguments name ("cache verify …" → cache's verify), its path for the help
+ *  hint ("cache verify "), and how many arguments named it. */
+async function resolveCommand(rawArgs: string[]): Promise<{ cmd: CommandDef; path: string; depth: number }> {
+  let cmd: CommandDef = main as CommandDef;
+  let path = "";
+  let depth = 0;
+  for (const a of rawArgs) {
+    const subs = (typeof cmd.subCommands === "function" ? await cmd.subCommands() : await cmd.subCommands) as Record<string, unknown> | undefined;
+    const sub = subs?.[a];
+    if (!sub) break;
+    cmd = (await (typeof sub === "function" ? (sub as () => unknown)() : sub)) as CommandDef;
+    path += `${a} `;
+    depth++;
+  }
+  return { cmd, path, depth };
 }

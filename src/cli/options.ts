@@ -1,0 +1,45 @@
+// Unknown options are refused up front: citty ignores them, so a typo (`--cach DIR`) would
+// silently serve without the cache the user asked for. Pure: tested in test/unit/cli-options.test.ts.
+
+export interface OptionDef {
+  type?: string;
+  alias?: string | string[];
+}
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** The first option in `tokens` (a command's arguments, after its name) that `defs` does not
+ *  declare, as written ("--cach"); null when all are known. `--no-X` negates a boolean X; a
+ *  string option given without `=` takes the next token as its value; after `--` all is positional. */
+export function unknownOption(defs: Record<string, OptionDef>, tokens: string[]): string | null {
+  const byName = new Map<string, OptionDef>();
+  const shorts = new Map<string, OptionDef>();
+  for (const [name, d] of Object.entries(defs)) {
+    if (d.type === "positional") continue;
+    byName.set(name, d);
+    byName.set(kebab(name), d);
+    for (const a of d.alias === undefined ? [] : Array.isArray(d.alias) ? d.alias : [d.alias]) (a.length === 1 ? shorts : byName).set(a, d);
+  }
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t === "--") break;
+    if (!t.startsWith("-") || t === "-" || /^-\d/.test(t)) continue;
+    if (t.startsWith("--")) {
+      const eq = t.indexOf("=");
+      const name = t.slice(2, eq < 0 ? undefined : eq);
+      let d = byName.get(name);
+      if (!d && name.startsWith("no-")) {
+        const neg = byName.get(name.slice(3));
+        if (neg?.type === "boolean") d = neg;
+      }
+      if (!d) return eq < 0 ? t : t.slice(0, eq);
+      if (d.type === "string" && eq < 0) i++;
+      continue;
+    }
+    // -abc: short aliases, the last may be a string option taking the next token
+    const letters = t.slice(1);
+    for (const c of letters) if (!shorts.has(c)) return `-${c}`;
+    if (shorts.get(letters[letters.length - 1]!)?.type === "string") i++;
+  }
+  return null;
+}
