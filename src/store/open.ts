@@ -273,7 +273,10 @@ function startPrefetch(
   const po: PrefetchOptions = typeof opts.prefetch === "object" ? { ...opts.prefetch } : {};
   if (top instanceof MemCache) {
     po.resident ??= (hex) => top.peek(hex) !== undefined;
-    po.leadBytes ??= Math.floor(top.capBytes / 2); // half the memory cache: demand reads keep room
+    // A quarter of the memory cache: the lead, the read-ahead window and the reader's recent
+    // chunks must fit in it together, or LRU evicts unread prefetched chunks (a runaway at a
+    // half: test/e2e/prefetch-lead.test.ts).
+    po.leadBytes ??= Math.floor(top.capBytes / 4);
   }
   // Leave most of the pool to demand reads.
   po.parallel ??= Math.max(1, Math.min(4, Math.floor(pool.maxParallel / 4)));
