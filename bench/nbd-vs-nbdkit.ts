@@ -13,7 +13,7 @@
 //   (default 400 reads, 3 rounds, nginx on loopback). --rate/--rtt put nginx behind the shaped
 //   link of the boot benches (bench/lib/shaped-link.ts: a network namespace with tbf, and a
 //   proxy adding the round trip): the store on the Internet, where it is meant to be.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packImage } from "../src/store/pack.ts";
@@ -69,6 +69,8 @@ const offsets = Array.from({ length: READS }, () => Math.floor(rnd() * (size / 4
 
 interface Server {
   uri: string;
+  /** the serving process (all its threads' CPU is counted) */
+  pid: number;
   stop(): Promise<unknown>;
 }
 
@@ -82,19 +84,57 @@ async function nbdkit(filters: string[] = [], params: string[] = []): Promise<Se
     if (p.exitCode !== null || i > 200) throw new Error("nbdkit did not start");
     await Bun.sleep(25);
   }
-  return { uri: `nbd+unix:///?socket=${sock}`, stop: () => (p.kill("SIGTERM"), p.exited) };
+  return { uri: `nbd+unix:///?socket=${sock}`, pid: p.pid, stop: () => (p.kill("SIGTERM"), p.exited) };
 }
 
 async function ours(spec: string, extra: string[] = []): Promise<Server> {
   const sock = join(work, `ours-${Math.random().toString(36).slice(2)}.sock`);
   const n = await startNbd(spec, ["--listen", `unix:${sock}`, ...extra]);
-  return { uri: n.uri, stop: () => n.stop() };
+  return { uri: n.uri, pid: n.proc.pid, stop: () => n.stop() };
 }
 
-async function seq(uri: string): Promise<number> {
-  const r = await run(["nbdcopy", uri, "null:"], 600_000);
-  if (r.code !== 0) throw new Error(`nbdcopy failed: ${r.stderr}`);
-  return size / 1e6 / (r.ms / 1000);
+// CPU seconds (user + system, all threads) of a process, from /proc; 0 once it is gone.
+const TICK = 100; // USER_HZ
+function cpuOf(pid: number): number {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / TICK;
+  } catch {
+    return 0;
+  }
+}
+const nginxCpu = () =>
+  readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/comm`, "utf8").startsWith("nginx");
+      } catch {
+        return false;
+      }
+    })
+    .reduce((a, d) => a + cpuOf(Number(d)), 0);
+
+/** CPU of one sequential copy: the server, nginx and nbdcopy (the work a copy costs this machine). */
+interface Cpu {
+  server: number;
+  nginx: number;
+  client: number;
+}
+
+async function seq(srv: Server, cpu?: Cpu[]): Promise<number> {
+  const s0 = cpuOf(srv.pid), n0 = nginxCpu();
+  const t0 = performance.now();
+  const p = Bun.spawn(["nbdcopy", srv.uri, "null:"], { stdout: "ignore", stderr: "pipe" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 600_000);
+  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  const ms = performance.now() - t0;
+  if (code !== 0) throw new Error(`nbdcopy failed: ${err}`);
+  const ru = p.resourceUsage();
+  cpu?.push({ server: cpuOf(srv.pid) - s0, nginx: nginxCpu() - n0, client: ru ? (Number(ru.cpuTime.user) + Number(ru.cpuTime.system)) / 1e6 : 0 });
+  return size / 1e6 / (ms / 1000);
 }
 
 async function random(uri: string): Promise<number> {
@@ -104,13 +144,13 @@ async function random(uri: string): Promise<number> {
   return READS / (r.ms / 1000);
 }
 
-type Row = { label: string; seq: number[]; rand: number[] };
+type Row = { label: string; seq: number[]; rand: number[]; cpu: Cpu[] };
 const rows: Row[] = [];
 const best = (xs: number[]) => Math.max(...xs);
 const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 const row = (label: string): Row => {
   let r = rows.find((x) => x.label === label);
-  if (!r) rows.push((r = { label, seq: [], rand: [] }));
+  if (!r) rows.push((r = { label, seq: [], rand: [], cpu: [] }));
   return r;
 };
 
@@ -119,7 +159,7 @@ const row = (label: string): Row => {
 async function cold(label: string, make: () => Promise<Server>, before?: () => void): Promise<void> {
   before?.();
   let srv = await make();
-  row(label).seq.push(await seq(srv.uri));
+  row(label).seq.push(await seq(srv, row(label).cpu));
   await srv.stop();
   before?.();
   srv = await make();
@@ -142,8 +182,8 @@ for (let round = 0; round < RUNS; round++) {
   {
     // The cache filter keeps only writes unless told to keep what it reads as well.
     const srv = await nbdkit(["cache"], ["cache-on-read=true"]);
-    await seq(srv.uri);
-    row("nbdkit curl --filter=cache, warm").seq.push(await seq(srv.uri));
+    await seq(srv);
+    row("nbdkit curl --filter=cache, warm").seq.push(await seq(srv, row("nbdkit curl --filter=cache, warm").cpu));
     row("nbdkit curl --filter=cache, warm").rand.push(await random(srv.uri));
     await srv.stop();
   }
@@ -151,7 +191,7 @@ for (let round = 0; round < RUNS; round++) {
   {
     wipeCache();
     const fill = await ours(storeUrl, ["--cache", cacheDir]);
-    await seq(fill.uri);
+    await seq(fill);
     await fill.stop();
     await cold("inetboot nbd store --cache, warm", () => ours(storeUrl, ["--cache", cacheDir]));
   }
@@ -181,3 +221,13 @@ const oursWarm = rows.find((r) => r.label === "inetboot nbd store --cache, warm"
 console.log(
   `warm vs plain nbdkit curl (no cache filter): seq ${(best(oursWarm.seq) / best(peerCold.seq)).toFixed(2)}×, rand ${(best(oursWarm.rand) / best(peerCold.rand)).toFixed(2)}×`,
 );
+
+// Where the machine's CPU went in a copy: on 2 cores a copy cannot take less than half its CPU
+// time, so this says how fast each could be at best (bench/README.md, "the CPU budget").
+console.log("CPU per sequential copy, s (server + nginx + nbdcopy = all), the round with the least:");
+for (const r of rows) {
+  const all = (c: Cpu) => c.server + c.nginx + c.client;
+  const c = r.cpu.reduce((a, b) => (all(b) < all(a) ? b : a), r.cpu[0]!);
+  if (!c) continue;
+  console.log(`${pad(r.label, 36)} ${c.server.toFixed(2)} + ${c.nginx.toFixed(2)} + ${c.client.toFixed(2)} = ${all(c).toFixed(2)}`);
+}
