@@ -1,5 +1,8 @@
-// Unknown options are refused up front: citty ignores them, so a typo (`--cach DIR`) would
-// silently serve without the cache the user asked for. Pure: tested in test/unit/cli-options.test.ts.
+// Option handling citty lacks. Unknown options are refused up front: citty ignores them, so a typo
+// (`--cach DIR`) would silently serve without the cache the user asked for. Repeatable options
+// are collected from the raw arguments: citty keeps only the last. Pure: tested in
+// test/unit/cli-options.test.ts.
+import { UserError } from "../sys/errors.ts";
 
 export interface OptionDef {
   type?: string;
@@ -42,4 +45,20 @@ export function unknownOption(defs: Record<string, OptionDef>, tokens: string[])
     if (shorts.get(letters[letters.length - 1]!)?.type === "string") i++;
   }
   return null;
+}
+
+/** citty keeps only the last of a repeated option; collect every `--NAME V` / `--NAME=V` from the raw argv. */
+export function collectRepeated(raw: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const a = raw[i]!;
+    if (a === "--") break;
+    if (a === `--${name}`) {
+      const v = raw[i + 1];
+      if (v === undefined || v.startsWith("--")) throw new UserError(`--${name} needs a value`);
+      out.push(v);
+      i++;
+    } else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
+  }
+  return out;
 }

@@ -1,6 +1,7 @@
-// Unknown-option detection (src/cli/options.ts): what citty would silently ignore.
+// src/cli/options.ts: unknown-option detection (what citty would silently ignore) and repeated
+// options (citty keeps only the last).
 import { expect, test } from "bun:test";
-import { unknownOption } from "../../src/cli/options.ts";
+import { collectRepeated, unknownOption } from "../../src/cli/options.ts";
 
 const defs = {
   source: { type: "positional" },
@@ -32,4 +33,11 @@ test("the first undeclared option is named as written", () => {
   expect(unknownOption(defs, ["-qz"])).toBe("-z");
   expect(unknownOption(defs, ["--source", "x"])).toBe("--source"); // a positional is no option
   expect(unknownOption({}, ["--help-me"])).toBe("--help-me");
+});
+
+test("a repeated option: every value, both spellings, none after --; a missing value is an error", () => {
+  expect(collectRepeated(["x", "--mirror", "http://a/", "--cache", "d", "--mirror=http://b/", "--", "--mirror", "c"], "mirror")).toEqual(["http://a/", "http://b/"]);
+  expect(collectRepeated(["x"], "mirror")).toEqual([]);
+  expect(() => collectRepeated(["x", "--mirror"], "mirror")).toThrow("--mirror needs a value");
+  expect(() => collectRepeated(["--mirror", "--cache", "d"], "mirror")).toThrow("--mirror needs a value");
 });

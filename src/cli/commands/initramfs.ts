@@ -2,23 +2,9 @@
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
 import { UserError } from "../../sys/errors.ts";
+import { collectRepeated } from "../options.ts";
 import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from "../../initramfs/sink.ts";
 
-/** citty keeps only the last of a repeated option; collect every --file from the raw argv. */
-export function collectRepeated(raw: string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i++) {
-    const a = raw[i]!;
-    if (a === "--") break;
-    if (a === `--${name}`) {
-      const v = raw[i + 1];
-      if (v === undefined || v.startsWith("--")) throw new UserError(`--${name} needs a value`);
-      out.push(v);
-      i++;
-    } else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
-  }
-  return out;
-}
 
 function mib(n: number): string {
   return `${(n / 1048576).toFixed(1)} MiB`;

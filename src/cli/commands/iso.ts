@@ -1,7 +1,7 @@
 // `inetboot iso`: a hybrid BIOS/UEFI GRUB ISO with the kernel, our initramfs and a boot menu.
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
-import { collectRepeated } from "./initramfs.ts";
+import { collectRepeated } from "../options.ts";
 
 export const menuArgs = {
   entry: { type: "string", description: "menu entry 'Title|kernel command line' (repeatable; a Rescue shell entry is always added last)" },

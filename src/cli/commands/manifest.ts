@@ -2,7 +2,7 @@
 // (--check) verify one the way the agent does and print its entries.
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
-import { collectRepeated } from "./initramfs.ts";
+import { collectRepeated } from "../options.ts";
 
 export default defineCommand({
   meta: { name: "manifest", description: "Build a boot manifest (one entry per run; --add-to appends), or --check one as the agent would" },

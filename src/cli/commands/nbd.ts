@@ -1,16 +1,6 @@
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
-
-/** citty keeps only the last value of a repeated option; --mirror may be given many times. */
-function collect(raw: string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i++) {
-    const a = raw[i];
-    if (a === `--${name}` && i + 1 < raw.length) out.push(raw[++i]);
-    else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
-  }
-  return out;
-}
+import { collectRepeated } from "../options.ts";
 
 export default defineCommand({
   meta: { name: "nbd", description: "Serve a disk image, block store or image URL over NBD" },
@@ -34,7 +24,7 @@ export default defineCommand({
       await runNbd({
         source: String(a.source),
         listen: String(a.listen ?? "tcp:127.0.0.1:10809"),
-        mirrors: collect(ctx.rawArgs, "mirror"),
+        mirrors: collectRepeated(ctx.rawArgs, "mirror"),
         cacheDir: (a.cache as string | undefined) || undefined,
         cow: a.cow === true,
         cowFile: (a["cow-file"] as string | undefined) || undefined,

@@ -2,7 +2,7 @@
 // menu and an empty inetboot-cache/ folder on a FAT32 partition.
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
-import { collectRepeated } from "./initramfs.ts";
+import { collectRepeated } from "../options.ts";
 import { menuArgs } from "./iso.ts";
 
 export default defineCommand({
