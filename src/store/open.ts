@@ -16,6 +16,7 @@ import { HttpError, HttpPool } from "./fetcher/pool.ts";
 import { ReadAhead } from "./fetcher/readahead.ts";
 import { SingleFlight } from "./fetcher/singleflight.ts";
 import { RawHttpSource } from "./raw-http.ts";
+import { unpackPool } from "./unpack-pool.ts";
 import { CacheFill, planFill, type FillOptions, type FillStats } from "./fill.ts";
 import { Prefetcher, planFromProfile, type PrefetchOptions, type PrefetchStats } from "./prefetch.ts";
 import { loadProfile } from "./profile-load.ts";
@@ -326,6 +327,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
   if (!isHttpUrl(spec)) {
     const store = await loadStore(spec);
     opts.onIndex?.(store.index);
+    unpackPool().warm();
     let layer = chunkStack(store.location, { memCacheBytes: opts.memCacheBytes });
     if (opts.prefetch) layer = startPrefetch(layer, store.index, store.location, pool, opts, log);
     return new StoreReader(store.index, layer);
@@ -334,6 +336,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     opts.onIndex?.(index);
+    unpackPool().warm(); // every chunk goes through it: ready before the first read
     const parts = stackParts(location, { ...opts, log, pool, deadlineMs, attemptTimeoutMs: pool.timeoutMs });
     let layer: ChunkLayer = parts.top;
     if (opts.prefetch) layer = startPrefetch(layer, index, location, pool, opts, log, parts.pack, parts.disk);

@@ -59,9 +59,20 @@ export class UnpackPool {
 
   constructor(readonly threads: number) {}
 
+  /** workers running now (started by warm() or the first unpack) */
+  get running(): number {
+    return this.slots.length;
+  }
+
   /** false once a worker could not start or died: callers unpack in-thread. */
   get usable(): boolean {
     return !this.broken && this.threads > 0;
+  }
+
+  /** Starts the workers now rather than at the first chunk: a Worker takes tens of ms to start,
+   *  which a client's first reads would otherwise wait for. */
+  warm(): void {
+    this.start();
   }
 
   private start(): void {

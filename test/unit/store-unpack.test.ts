@@ -30,6 +30,17 @@ describe("unpack on workers", () => {
     expect(await errOf(unpackChunkAsync(ref, prng(20000, 1)))).toMatch(/not valid zstd/);
   });
 
+  test("warm() starts the workers before any chunk (a store's open does), and they take chunks", async () => {
+    const pool = new UnpackPool(2);
+    expect(pool.running).toBe(0);
+    pool.warm();
+    expect(pool.running).toBe(2);
+    pool.warm(); // once
+    expect(pool.running).toBe(2);
+    expect(Buffer.from(await pool.unpack(Bun.zstdCompressSync(plain), ref.size, ref.hex)).equals(Buffer.from(plain))).toBe(true);
+    pool.close();
+  });
+
   test("a chunk behind other bytes in its buffer (an HTTP body after its head) is handed over whole", async () => {
     const pool = unpackPool();
     const before = pool.done;
