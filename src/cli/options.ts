@@ -62,3 +62,10 @@ export function collectRepeated(raw: string[], name: string): string[] {
   }
   return out;
 }
+
+/** `--ca FILE`, the same in every command that may read https:// (applied with useCaFile in
+ *  src/fetch/trust.ts). */
+export const CA_OPTION = {
+  type: "string",
+  description: "PEM file of extra CA certificates to trust for https:// (besides Bun's built-in ones; env INETBOOT_CA_FILE)",
+} as const;

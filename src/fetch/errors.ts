@@ -66,12 +66,27 @@ export function classifyTransportError(err: unknown, url: string, host: string):
   return new FetchError("net", url, `network error talking to ${host}: ${why}`, undefined, true);
 }
 
+/** "TLS failure with HOST: why" when fetch() failed on TLS, else null. */
+export function tlsFailure(err: unknown, url: string): string | null {
+  const e = err as { code?: string; message?: string } | undefined;
+  const code = String(e?.code ?? "");
+  if (!TLS_CODES.test(code)) return null;
+  let host = url;
+  try {
+    host = new URL(url).hostname;
+  } catch {}
+  return `TLS failure with ${host}: ${tlsReason(code, String(e?.message ?? err))}`;
+}
+
+// A private CA is the usual cause: say how to trust one.
+const PASS_CA = "pass its CA with --ca FILE; a boot trusts /etc/inetboot/ca.pem in the initramfs";
+
 function tlsReason(code: string, msg: string): string {
   if (code === "DEPTH_ZERO_SELF_SIGNED_CERT" || code === "SELF_SIGNED_CERT_IN_CHAIN") {
-    return "self-signed certificate not trusted (pass a CA file)";
+    return `self-signed certificate not trusted (${PASS_CA})`;
   }
   if (code === "UNABLE_TO_GET_ISSUER_CERT_LOCALLY" || code === "UNABLE_TO_VERIFY_LEAF_SIGNATURE") {
-    return "certificate issuer not trusted (pass a CA file)";
+    return `certificate issuer not trusted (${PASS_CA})`;
   }
   if (code === "CERT_HAS_EXPIRED") return "certificate has expired";
   if (/HOSTNAME|ALTNAME/.test(code)) return "certificate does not match the host name";

@@ -7,11 +7,11 @@
 //   restarted from byte 0 (the running hash is restarted with it).
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
-import { rootCertificates } from "node:tls";
 import { ofetch } from "ofetch";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 import { classifyTransportError, FetchError, redactUrl } from "./errors.ts";
 import type { FetchProgress } from "./progress.ts";
+import { tlsOptions } from "./trust.ts";
 import { concatBytes } from "../sys/bytes.ts";
 
 export interface FetchFileOptions {
@@ -86,9 +86,12 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
   if (wantSha !== undefined && !/^[0-9a-f]{64}$/.test(wantSha)) {
     throw new FetchError("url", shown, `expected sha256 is not 64 hex digits: ${opts.sha256}`);
   }
-  // The agent exports the CA file built into its initramfs (/etc/inetboot/ca.pem) this way.
-  const caFile = opts.caFile ?? process.env.INETBOOT_CA_FILE;
-  const tls = caFile ? { ca: [...rootCertificates, await readCa(caFile, shown)] } : undefined;
+  let tls: ReturnType<typeof tlsOptions>;
+  try {
+    tls = opts.caFile === undefined ? tlsOptions() : tlsOptions(opts.caFile);
+  } catch (e) {
+    throw new FetchError("io", shown, (e as Error).message);
+  }
 
   // Overall deadline and the caller's signal, merged into one outer signal.
   const outer = new AbortController();
@@ -339,17 +342,6 @@ function strongValidator(h: Headers): string | undefined {
   if (etag && !etag.startsWith("W/")) return etag;
   return h.get("last-modified") ?? undefined;
 }
-
-async function readCa(file: string, shown: string): Promise<string> {
-  try {
-    const pem = await Bun.file(file).text();
-    if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no PEM certificate in it");
-    return pem;
-  } catch (e) {
-    throw new FetchError("io", shown, `cannot read CA file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
 
 function fmtSec(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;

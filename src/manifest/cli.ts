@@ -2,6 +2,8 @@
 // the verified entries) goes to stdout; notes go to stderr.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { tlsFailure } from "../fetch/errors.ts";
+import { tlsOptions } from "../fetch/trust.ts";
 import { writeAtomic } from "../store/atomic.ts";
 import { UserError } from "../sys/errors.ts";
 import { addEntry, buildEntry, newManifest, parseExpires, type UrlStyle } from "./build.ts";
@@ -155,9 +157,9 @@ export interface CheckOptions {
 async function fetchBytes(url: string, optional: boolean): Promise<Uint8Array | null> {
   let r: Response;
   try {
-    r = await fetch(url, { redirect: "follow" });
+    r = await fetch(url, { redirect: "follow", tls: tlsOptions() });
   } catch (e) {
-    throw new UserError(`GET ${url}: ${(e as Error).message}`);
+    throw new UserError(`GET ${url}: ${tlsFailure(e, url) ?? (e as Error).message}`);
   }
   if (optional && r.status === 404) return null;
   if (!r.ok) throw new UserError(`GET ${url}: HTTP ${r.status}`);

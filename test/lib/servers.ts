@@ -152,7 +152,7 @@ export interface Nginx {
 }
 
 /** nginx.conf for a foreground, single-process nginx serving `root`, everything kept in workDir. */
-export function nginxConfig(o: { workDir: string; root: string; listen: string; accessLog: string; logFormat: string }): string {
+export function nginxConfig(o: { workDir: string; root: string; listen: string; accessLog: string; logFormat: string; tls?: NginxTls }): string {
   const w = o.workDir;
   const tmp = `${w}/tmp`;
   return `daemon off;
@@ -175,24 +175,32 @@ http {
   uwsgi_temp_path ${tmp};
   scgi_temp_path ${tmp};
   server {
-    listen ${o.listen};
+    listen ${o.listen}${o.tls ? ` ssl;\n    ssl_certificate ${o.tls.cert};\n    ssl_certificate_key ${o.tls.key}` : ""};
     root ${o.root};
   }
 }
 `;
 }
 
-/** Debian's nginx serving `root` on a loopback port, one access-log line per request. */
-export async function startNginx(root: string, workDir: string, port = freePort()): Promise<Nginx> {
+/** A server certificate and its key (PEM files) for nginx to serve https:// with. */
+export interface NginxTls {
+  cert: string;
+  key: string;
+}
+
+/** Debian's nginx serving `root` on a loopback port, one access-log line per request; https://
+ *  with `tls`. */
+export async function startNginx(root: string, workDir: string, port = freePort(), tls?: NginxTls): Promise<Nginx> {
   mkdirSync(join(workDir, "tmp"), { recursive: true });
   const log = join(workDir, "access.log");
   writeFileSync(log, "");
   const conf = join(workDir, "nginx.conf");
-  writeFileSync(conf, nginxConfig({ workDir, root, listen: `127.0.0.1:${port}`, accessLog: log, logFormat: `'"$request" $status $body_bytes_sent'` }));
+  writeFileSync(conf, nginxConfig({ workDir, root, listen: `127.0.0.1:${port}`, accessLog: log, logFormat: `'"$request" $status $body_bytes_sent'`, tls }));
   const proc = Bun.spawn(["nginx", "-p", workDir, "-c", conf], { stderr: "pipe", stdout: "ignore", stdin: "ignore" });
-  const url = `http://127.0.0.1:${port}/`;
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${port}/`;
   for (let i = 0; ; i++) {
-    if (await fetch(url, { method: "HEAD" }).then(() => true, () => false)) break;
+    // (readiness only: the tests check the certificate themselves)
+    if (await fetch(url, { method: "HEAD", tls: { rejectUnauthorized: false } }).then(() => true, () => false)) break;
     if (proc.exitCode !== null || i > 100) throw new Error(`nginx did not start: ${await new Response(proc.stderr).text()}`);
     await Bun.sleep(50);
   }

@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
-import { collectRepeated } from "../options.ts";
+import { CA_OPTION, collectRepeated } from "../options.ts";
+import { useCaFile } from "../../fetch/trust.ts";
 
 export default defineCommand({
   meta: { name: "nbd", description: "Serve a disk image, block store or image URL over NBD" },
@@ -16,10 +17,12 @@ export default defineCommand({
     "cow-file": { type: "string", description: "copy-on-write overlay in this local sparse file (implies --cow)" },
     name: { type: "string", default: "", description: "export name" },
     timeout: { type: "string", description: "seconds before a read no mirror answers fails with EIO (default 30)" },
+    ca: CA_OPTION,
   },
   async run(ctx) {
     const a = ctx.args as Record<string, string | boolean | undefined>;
     await guarded(async () => {
+      useCaFile(a.ca as string | undefined);
       const { runNbd } = await import("../../nbd/cli.ts");
       await runNbd({
         source: String(a.source),

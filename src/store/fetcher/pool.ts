@@ -4,24 +4,16 @@
 // over from. Plain http:// goes through our own keep-alive HTTP/1.1 client (http1.ts: a fraction
 // of fetch's per-request cost); https://, redirects and large Range bodies go through fetch.
 import { Http1Client } from "./http1.ts";
-import { readFileSync } from "node:fs";
-import { rootCertificates } from "node:tls";
-
-let tlsCache: { ca: string[] } | undefined | null = null;
-/** Bun's CA store plus the initramfs' extra CA file (INETBOOT_CA_FILE, set by the agent). */
-function extraTls(): { ca: string[] } | undefined {
-  if (tlsCache === null) {
-    const f = process.env.INETBOOT_CA_FILE;
-    tlsCache = f ? { ca: [...rootCertificates, readFileSync(f, "utf8")] } : undefined;
-  }
-  return tlsCache;
-}
+import { tlsFailure } from "../../fetch/errors.ts";
+import { tlsOptions } from "../../fetch/trust.ts";
 
 export class HttpError extends Error {
   constructor(
     readonly url: string,
     message: string,
     readonly status?: number,
+    /** the server's certificate was refused: waiting will not help, a CA file might */
+    readonly tls = false,
   ) {
     super(`${url}: ${message}`);
     this.name = "HttpError";
@@ -87,7 +79,7 @@ export class HttpPool {
       if (!(r.status >= 300 && r.status < 400 && r.headers.has("location")))
         return { status: r.status, header: (n) => r.headers.get(n) ?? null, body: r.body };
     }
-    const res = await fetch(url, { headers, signal: sig, redirect: "follow", tls: extraTls() });
+    const res = await fetch(url, { headers, signal: sig, redirect: "follow", tls: tlsOptions() });
     if (res.status !== expect) {
       await res.body?.cancel().catch(() => {});
       return { status: res.status, header: (n) => res.headers.get(n), body: new Uint8Array(0) };
@@ -113,7 +105,8 @@ export class HttpPool {
       } catch (e) {
         if (timeout.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
         if (signal?.aborted) throw new HttpError(url, "aborted");
-        throw new HttpError(url, (e as Error).message?.split("\n")[0] ?? String(e));
+        const tls = tlsFailure(e, url);
+        throw new HttpError(url, tls ?? (e as Error).message?.split("\n")[0] ?? String(e), undefined, tls !== null);
       }
       if (res.status === 404) throw new HttpError(url, "404 not found", 404);
       if (range ? res.status !== 206 : res.status !== 200) {
@@ -150,7 +143,7 @@ export class HttpPool {
     this.requests++;
     let res: Response;
     try {
-      res = await fetch(url, { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: extraTls() });
+      res = await fetch(url, { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: tlsOptions() });
     } catch (e) {
       if (head.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
       throw new HttpError(url, (e as Error).message?.split("\n")[0] ?? String(e));
@@ -177,7 +170,7 @@ export class HttpPool {
         res = await this.send(url, { range: "bytes=0-0", "accept-encoding": "identity" }, sig, 206);
       } catch (e) {
         if (timeout.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
-        throw new HttpError(url, (e as Error).message?.split("\n")[0] ?? String(e));
+        throw new HttpError(url, tlsFailure(e, url) ?? (e as Error).message?.split("\n")[0] ?? String(e));
       }
       if (res.status === 206) {
         const m = /\/(\d+)$/.exec(res.header("content-range") ?? "");
