@@ -2,7 +2,7 @@
 // through the store reader, in raw Range mode, and checked by the CLI's verify/info.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { mkdirSync, writeFileSync, readdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { packImage } from "../../src/store/pack.ts";
 import { openSource } from "../../src/store/open.ts";
 import { makeImage, prng, tmp } from "../unit/store-fixtures.ts";
@@ -51,6 +51,8 @@ http {
   server {
     listen 127.0.0.1:${port};
     root ${root};
+    # a front that sends every request elsewhere, as a CDN or an S3 bucket's website may
+    location /moved/ { rewrite ^/moved/(.*)$ /$1 redirect; }
   }
 }
 `,
@@ -91,6 +93,20 @@ describe("nginx interop", () => {
     expect(src.size).toBe(img.length);
     expect(same(await src.read(0, src.size), img)).toBe(true);
     expect(same(await src.read(12345, 3), img.subarray(12345, 12348))).toBe(true);
+  });
+
+  test("behind a redirect (302 for every request): the store and a raw image read identical", async () => {
+    const store = await openSource(url + "moved/store/", { mirrors: [] });
+    expect(store.size).toBe(img.length);
+    expect(same(await store.read(0, store.size), img)).toBe(true);
+    await store.close?.();
+    const raw = await openSource(url + "moved/disk.img", { mirrors: [] });
+    expect(raw.size).toBe(img.length);
+    expect(same(await raw.read(0, raw.size), img)).toBe(true); // Range requests follow the redirect
+    expect(same(await raw.read(CS * 12 + 7, 5000), img.subarray(CS * 12 + 7, CS * 12 + 5007))).toBe(true);
+    const log = readFileSync(join(dir, "logs/access.log"), "utf8");
+    expect(log).toMatch(/"GET \/moved\/store\/chunks\/\S+ HTTP\/1\.1" 302 /);
+    expect(log).toMatch(/"GET \/moved\/disk\.img HTTP\/1\.1" 302 /);
   });
 
   test("CLI info and verify over http; a corrupted chunk makes verify exit 1", async () => {
