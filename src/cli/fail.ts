@@ -1,8 +1,9 @@
 // Shared CLI error exit: one clear line on stderr, non-zero status, no stack trace for user errors.
+import { redactUrls } from "../fetch/errors.ts";
 import { oneLine } from "../sys/errors.ts";
 
 export function fail(err: unknown): never {
-  process.stderr.write(`inetboot: ${oneLine(err)}\n`);
+  process.stderr.write(`inetboot: ${redactUrls(oneLine(err))}\n`); // no password of a URL in it
   process.exit(1);
 }
 

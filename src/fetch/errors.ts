@@ -30,6 +30,11 @@ export class FetchError extends Error {
   }
 }
 
+/** Strips credentials (user:pass@) from every http(s) URL in a text (a message, a command line). */
+export function redactUrls(text: string): string {
+  return text.replace(/\b(https?:\/\/)[^\s/?#@]*@/gi, "$1");
+}
+
 /** Strips credentials (user:pass@) from a URL before it appears in a message or log. */
 export function redactUrl(url: string): string {
   try {

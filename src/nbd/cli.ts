@@ -1,5 +1,6 @@
 // `inetboot nbd SOURCE`: open a BlockSource, optionally put a copy-on-write overlay on top, serve
 // it over NBD until SIGINT/SIGTERM. Logs go to stderr.
+import { redactUrls } from "../fetch/errors.ts";
 import { stat } from "node:fs/promises";
 import type { BlockSource } from "../store/source.ts";
 import { UserError } from "../sys/errors.ts";
@@ -102,7 +103,7 @@ export async function runNbd(o: NbdCliOptions): Promise<void> {
     description: `inetboot ${o.source}`,
     log: (line) => process.stderr.write(line + "\n"),
   });
-  process.stderr.write(`serving ${o.source} (${source.size} bytes${o.cow || o.cowFile ? ", copy-on-write" : ""}) on ${server.address}\n`);
+  process.stderr.write(`serving ${redactUrls(o.source)} (${source.size} bytes${o.cow || o.cowFile ? ", copy-on-write" : ""}) on ${server.address}\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

@@ -7,6 +7,10 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { prctl, PR, setThreadNice } from "../sys/ffi.ts";
 import { oneLine } from "../sys/errors.ts";
 import { writeFd } from "../sys/console.ts";
+import { redactUrls } from "../fetch/errors.ts";
+
+/** One line on the console, without the password of a URL (a store URL may carry one). */
+const say = (line: string) => writeFd(2, `@inetboot-nbd: ${redactUrls(line)}\n`);
 
 export interface DaemonConfig {
   url: string;
@@ -63,12 +67,12 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
   try {
     prctl(PR.SET_IO_FLUSHER, 1);
   } catch (e) {
-    writeFd(2, `@inetboot-nbd: ${oneLine(e)} (continuing)\n`);
+    say(`${oneLine(e)} (continuing)`);
   }
   // The booted system's shutdown signals the daemons it does not know; the root still needs us.
   process.on("SIGTERM", () => {});
   process.on("SIGHUP", () => {});
-  keepServingThroughBugs((line) => writeFd(2, `@inetboot-nbd: ${line}\n`));
+  keepServingThroughBugs(say);
   try {
     const { openSource } = await import("../store/open.ts");
     const { evictionLine } = await import("../store/cache-room.ts");
@@ -77,7 +81,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     // mounted, reads wait out longer outages before the kernel sees EIO.
     const { consoleEvents, recordBoot } = await import("../store/profile-daemon.ts");
     const print = consoleEvents(cfg.t0);
-    const warn = (line: string) => writeFd(2, `@inetboot-nbd: ${line}\n`);
+    const warn = say;
     raisePriority(warn);
     let index: import("../store/format.ts").StoreIndex | null = null;
     // The stick rests read-only whenever nothing is written (not while a profile is recorded
@@ -118,7 +122,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
     writeFileSync(cfg.readyFile, JSON.stringify({ size: source.size, blockSize: source.blockSize }));
   } catch (e) {
     writeFileSync(cfg.errorFile, oneLine(e));
-    writeFd(2, `@inetboot-nbd: ${oneLine(e)}\n`);
+    say(oneLine(e));
     process.exit(1);
   }
 }

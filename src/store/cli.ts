@@ -1,5 +1,6 @@
 // What the pack/verify/info commands do, minus argument parsing: data on stdout, progress on
 // stderr, bad input as UserError (one line, exit 1 via guarded()).
+import { redactUrls } from "../fetch/errors.ts";
 import { UserError } from "../sys/errors.ts";
 import { IndexError, parseSize } from "./format.ts";
 import { humanBytes, storeInfo } from "./info.ts";
@@ -69,14 +70,14 @@ export async function runVerify(spec: string, a: { parallel: string }) {
   for (const b of r.bad) out(`bad: chunk ${b.at} ${b.hex}: ${b.reason}`);
   out(`checked: ${r.checked} chunks, ${r.missing.length} missing, ${r.bad.length} bad`);
   if (r.missing.length || r.bad.length) {
-    process.stderr.write(`inetboot: store ${spec} has ${r.missing.length} missing and ${r.bad.length} bad chunks\n`);
+    process.stderr.write(`inetboot: store ${redactUrls(spec)} has ${r.missing.length} missing and ${r.bad.length} bad chunks\n`);
     process.exit(1);
   }
 }
 
 export async function runInfo(spec: string) {
   const i = await storeInfo(spec);
-  out(`index: ${i.where} (${i.indexBytes} bytes)`);
+  out(`index: ${redactUrls(i.where)} (${i.indexBytes} bytes)`);
   out(`format: ${i.version}`);
   out(`image size: ${i.imageSize} (${humanBytes(i.imageSize)})`);
   out(`chunk size: ${i.chunkSize} (${humanBytes(i.chunkSize)})`);

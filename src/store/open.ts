@@ -12,7 +12,7 @@ import type { ChunkLayer, ChunkRef, Origin } from "./fetcher/layer.ts";
 import { MemCache } from "./fetcher/memcache.ts";
 import { MirrorLayer, MirrorSet } from "./fetcher/mirrors.ts";
 import { baseUrl, DirOrigin, HttpOrigin } from "./fetcher/origin.ts";
-import { HttpError, HttpPool } from "./fetcher/pool.ts";
+import { HttpError, HttpPool, refusedStatus } from "./fetcher/pool.ts";
 import { ReadAhead } from "./fetcher/readahead.ts";
 import { SingleFlight } from "./fetcher/singleflight.ts";
 import { RawHttpSource } from "./raw-http.ts";
@@ -170,9 +170,9 @@ async function probeHttp(
       if (loc.indexName !== DEFAULT_INDEX_NAME || spec.endsWith("/")) return { kind: "raw", urls: [] };
       return { kind: "raw", urls: [spec, ...mirrors] };
     }
-    // An untrusted certificate with no mirror to turn to is a setup error: say so now instead of
-    // retrying it until the deadline.
-    if (e instanceof HttpError && e.tls && bases.length === 1 && !offline) throw new UserError(`cannot fetch store index: ${e.message}`);
+    // An untrusted certificate or refused credentials with no mirror to turn to is a setup error:
+    // say so now instead of retrying it until the deadline.
+    if (e instanceof HttpError && (e.tls || refusedStatus(e.status)) && bases.length === 1 && !offline) throw new UserError(`cannot fetch store index: ${e.message}`);
     const cached = offline ? await loadCachedIndex(offline.cacheDir, primaryIndex) : null;
     if (cached) {
       // A cached index makes waiting out the deadline pointless: one pass over the mirrors, then

@@ -31,6 +31,8 @@ beforeAll(async () => {
   writeFileSync(join(dir, "disk.img"), img);
   await packImage(join(dir, "disk.img"), join(root, "store"), { chunkSize: CS });
   writeFileSync(join(root, "disk.img"), img);
+  const pw = Bun.spawnSync(["openssl", "passwd", "-apr1", "s3cret:pw"], { stdout: "pipe" });
+  writeFileSync(join(dir, "htpasswd"), `boot:${pw.stdout.toString().trim()}\n`);
   const port = await freePort();
   url = `http://127.0.0.1:${port}/`;
   writeFileSync(
@@ -53,6 +55,8 @@ http {
     root ${root};
     # a front that sends every request elsewhere, as a CDN or an S3 bucket's website may
     location /moved/ { rewrite ^/moved/(.*)$ /$1 redirect; }
+    # the same files behind HTTP Basic authentication
+    location /private/ { alias ${root}/; auth_basic "inetboot"; auth_basic_user_file ${dir}/htpasswd; }
   }
 }
 `,
@@ -107,6 +111,29 @@ describe("nginx interop", () => {
     const log = readFileSync(join(dir, "logs/access.log"), "utf8");
     expect(log).toMatch(/"GET \/moved\/store\/chunks\/\S+ HTTP\/1\.1" 302 /);
     expect(log).toMatch(/"GET \/moved\/disk\.img HTTP\/1\.1" 302 /);
+  });
+
+  test("HTTP Basic: user:password@ in the URL reads the store and a raw image; none or a wrong one is one line at once, without the password", async () => {
+    const auth = url.replace("http://", "http://boot:s3cret%3Apw@") + "private/";
+    const store = await openSource(auth + "store/", { mirrors: [] });
+    expect(same(await store.read(0, store.size), img)).toBe(true);
+    await store.close?.();
+    const raw = await openSource(auth + "disk.img", { mirrors: [] });
+    expect(same(await raw.read(CS * 3 + 1, 100_000), img.subarray(CS * 3 + 1, CS * 3 + 100_001))).toBe(true);
+    const info = cli("info", auth + "store/");
+    expect(info.code).toBe(0);
+    expect(info.out).toContain(`index: ${url}private/store/index`); // shown without the password
+    expect(info.out + info.err).not.toContain("s3cret");
+    const log = readFileSync(join(dir, "logs/access.log"), "utf8");
+    expect(log).toMatch(/ boot \[[^\]]+\] "GET \/private\/store\/chunks\/\S+ HTTP\/1\.1" 200 /); // nginx saw the user
+    const t0 = performance.now();
+    const none = cli("info", url + "private/store/");
+    const wrong = cli("info", url.replace("http://", "http://boot:wrong@") + "private/store/");
+    expect(performance.now() - t0).toBeLessThan(10_000); // not retried to the mirror deadline
+    expect(none.code).toBe(1);
+    expect(none.err.trim()).toBe(`inetboot: cannot fetch store index: ${url}private/store/index: HTTP 401: the server wants a user and password (put USER:PASSWORD@ before the host in the URL)`);
+    expect(wrong.code).toBe(1);
+    expect(wrong.err.trim()).toBe(`inetboot: cannot fetch store index: ${url}private/store/index: HTTP 401: the server refused the user and password in the URL`);
   });
 
   test("CLI info and verify over http; a corrupted chunk makes verify exit 1", async () => {

@@ -6,7 +6,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
 import { Http1Client } from "../../src/store/fetcher/http1.ts";
-import { HttpPool } from "../../src/store/fetcher/pool.ts";
+import { HttpError, HttpPool } from "../../src/store/fetcher/pool.ts";
+import { redactUrls } from "../../src/fetch/errors.ts";
 import { FaultServer, type Fault } from "../e2e/store-fault-server.ts";
 import { prng } from "./store-fixtures.ts";
 import { scratch } from "../lib/tmp.ts";
@@ -208,6 +209,23 @@ describe("Http1Client: exact bytes on the wire", () => {
     srv.stop();
   });
 
+  test("user:password@ in the URL is sent as HTTP Basic credentials, percent-decoded; none without", async () => {
+    const heads: string[] = [];
+    const srv = rawServer((_, head, s) => {
+      heads.push(head);
+      s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    const c = new Http1Client();
+    await c.request(`http://us%40er:p%3Ass@127.0.0.1:${srv.port}/store/index`, { signal: sig() });
+    await c.request(`http://127.0.0.1:${srv.port}/store/index`, { signal: sig() });
+    expect(heads[0]).toStartWith("GET /store/index HTTP/1.1\r\n");
+    expect(heads[0]).toContain(`\r\nAuthorization: Basic ${Buffer.from("us@er:p:ss").toString("base64")}`);
+    expect(heads[0]).not.toContain("p%3Ass@"); // the userinfo is not sent in the request line or Host
+    expect(heads[1]).not.toContain("Authorization");
+    c.close();
+    srv.stop();
+  });
+
   test("connection refused is an error naming the address", async () => {
     const srv = rawServer(() => {});
     const port = srv.port;
@@ -224,6 +242,20 @@ describe("HttpPool over the fault server", () => {
   const fs = new FaultServer({ root, faultFor: (k) => faults[k] ?? "ok" });
   beforeAll(() => void fs.start());
   afterAll(() => fs.stop());
+
+  test("a password in the URL stays out of error messages; 401 says what the server wants", async () => {
+    const srv = rawServer((_, _head, s) => s.write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"));
+    const pool = new HttpPool({ timeoutMs: 2000 });
+    const withPw = await pool.get(`http://u:secret@127.0.0.1:${srv.port}/x`).catch((e: Error) => e);
+    expect(withPw).toBeInstanceOf(HttpError);
+    expect((withPw as HttpError).status).toBe(401);
+    expect((withPw as Error).message).toBe(`http://127.0.0.1:${srv.port}/x: HTTP 401: the server refused the user and password in the URL`);
+    const without = await pool.get(`http://127.0.0.1:${srv.port}/x`).catch((e: Error) => e);
+    expect((without as Error).message).toContain("HTTP 401: the server wants a user and password");
+    expect(redactUrls(`a https://u:p@h:1/x and http://h/y?u=a@b`)).toBe("a https://h:1/x and http://h/y?u=a@b");
+    pool.close();
+    srv.stop();
+  });
 
   test("Range GETs on keep-alive connections; 500, truncation, close and stalls are errors", async () => {
     const pool = new HttpPool({ timeoutMs: 300 });

@@ -360,6 +360,8 @@ export class Http1Client {
     const port = Number(u.port || 80);
     const key = `${host}:${port}`;
     let head = `${opts.method ?? "GET"} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n`;
+    // user:password@ in the URL is HTTP Basic authentication, as in fetch() (https:// goes there)
+    if (u.username || u.password) head += `Authorization: Basic ${basicCredentials(u)}\r\n`;
     for (const [k, v] of Object.entries(opts.headers ?? {})) head += `${k}: ${v}\r\n`;
     head += "\r\n";
     const isHead = opts.method === "HEAD";
@@ -475,4 +477,9 @@ class StaleConnection extends Error {
   constructor(readonly cause: Error) {
     super(cause.message);
   }
+}
+
+/** base64("user:password") of a URL's percent-decoded userinfo (RFC 7617). */
+export function basicCredentials(u: URL): string {
+  return Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64");
 }

@@ -4,7 +4,7 @@
 // over from. Plain http:// goes through our own keep-alive HTTP/1.1 client (http1.ts: a fraction
 // of fetch's per-request cost); https://, redirects and large Range bodies go through fetch.
 import { Http1Client } from "./http1.ts";
-import { tlsFailure } from "../../fetch/errors.ts";
+import { redactUrls, tlsFailure } from "../../fetch/errors.ts";
 import { tlsOptions } from "../../fetch/trust.ts";
 
 export class HttpError extends Error {
@@ -15,9 +15,17 @@ export class HttpError extends Error {
     /** the server's certificate was refused: waiting will not help, a CA file might */
     readonly tls = false,
   ) {
-    super(`${url}: ${message}`);
+    super(`${redactUrls(url)}: ${message}`); // never a password in a message or log
     this.name = "HttpError";
   }
+}
+
+/** Refused for who we are (401, 403): asking again the same way will not help. */
+export const refusedStatus = (status: number | undefined) => status === 401 || status === 403;
+
+function statusReason(status: number, url: string): string {
+  if (status !== 401) return `HTTP ${status}`;
+  return /^https?:\/\/[^\s/?#@]*@/i.test(url) ? "HTTP 401: the server refused the user and password in the URL" : "HTTP 401: the server wants a user and password (put USER:PASSWORD@ before the host in the URL)";
 }
 
 export interface PoolOptions {
@@ -110,7 +118,7 @@ export class HttpPool {
       }
       if (res.status === 404) throw new HttpError(url, "404 not found", 404);
       if (range ? res.status !== 206 : res.status !== 200) {
-        const why = range && res.status === 200 ? "server ignored the Range header" : `HTTP ${res.status}`;
+        const why = range && res.status === 200 ? "server ignored the Range header" : statusReason(res.status, url);
         throw new HttpError(url, why, res.status);
       }
       const body = res.body;
