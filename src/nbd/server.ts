@@ -254,6 +254,27 @@ class Connection {
   }
 }
 
+function listenError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") return "address already in use";
+  if (code === "EACCES") return "permission denied";
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Does something accept connections on this unix socket? (A stale file refuses them.) */
+async function answers(path: string): Promise<boolean> {
+  try {
+    const s = await Promise.race([
+      Bun.connect({ unix: path, socket: { data() {} } }),
+      Bun.sleep(1000).then(() => null),
+    ]);
+    s?.end();
+    return s !== null;
+  } catch {
+    return false;
+  }
+}
+
 function addressOf(l: ListenSpec, name: string, port: number): string {
   const path = name ? "/" + encodeURIComponent(name) : "";
   if (l.kind === "unix") return `nbd+unix://${path || "/"}?socket=${l.path}`;
@@ -294,18 +315,22 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
   };
   let listener: SocketListener<unknown>;
   if (l.kind === "unix") {
-    // A stale socket file from an earlier run would make bind fail with EADDRINUSE.
-    if (existsSync(l.path) && lstatSync(l.path).isSocket()) unlinkSync(l.path);
+    // A stale socket file from an earlier run would make bind fail with EADDRINUSE: remove it,
+    // unless a server still answers there (taking its path would cut it off from new clients).
+    if (existsSync(l.path) && lstatSync(l.path).isSocket()) {
+      if (await answers(l.path)) throw new UserError(`listen(unix:${l.path}): address already in use (a server is listening there)`);
+      unlinkSync(l.path);
+    }
     try {
       listener = Bun.listen({ unix: l.path, socket: handlers, binaryType: "uint8array" } as never);
     } catch (e) {
-      throw new UserError(`listen(unix:${l.path}): ${e instanceof Error ? e.message : String(e)}`);
+      throw new UserError(`listen(unix:${l.path}): ${listenError(e)}`);
     }
   } else {
     try {
       listener = Bun.listen({ hostname: l.host, port: l.port, socket: handlers, binaryType: "uint8array" } as never);
     } catch (e) {
-      throw new UserError(`listen(tcp:${l.host}:${l.port}): ${e instanceof Error ? e.message : String(e)}`);
+      throw new UserError(`listen(tcp:${l.host}:${l.port}): ${listenError(e)}`);
     }
   }
   const port = l.kind === "tcp" ? (listener as unknown as { port: number }).port : 0;

@@ -13,7 +13,7 @@ const tmp = scratch("inetboot-cli-");
 // what a user's shell has: none of the variables that turn colours off
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !["CI", "NO_COLOR", "FORCE_COLOR", "TEST", "NODE_ENV"].includes(k)));
 const sh = (...args: string[]) => {
-  const r = Bun.spawnSync([BIN, ...args], { stdout: "pipe", stderr: "pipe", env });
+  const r = Bun.spawnSync([BIN, ...args], { stdout: "pipe", stderr: "pipe", env, timeout: 20_000 }); // a command that should have refused must not hang the suite
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 };
 const COMMANDS = ["initramfs", "fetch", "cmdline", "pack", "verify", "info", "nbd", "serve", "iso", "usb", "cache", "keygen", "sign", "manifest", "profile"];
@@ -47,4 +47,45 @@ test("usage mistakes: one line on stderr, exit 2, nothing done", () => {
     expect(r.out, args.join(" ")).toBe("");
   }
   expect(existsSync(sock)).toBe(false); // the mistyped nbd never listened
+});
+
+test("nbd: an address a server already listens on is one line, and that server keeps its clients; a stale socket file is reused", async () => {
+  const img = join(tmp, "disk.img");
+  await Bun.write(img, new Uint8Array(1 << 20).fill(7));
+  const sock = join(tmp, "busy.sock");
+  const first = Bun.spawn([BIN, "nbd", img, "--listen", `unix:${sock}`], { stdout: "ignore", stderr: "pipe", env });
+  try {
+    for (let i = 0; !existsSync(sock); i++) {
+      if (i > 100) throw new Error("first server did not start");
+      await Bun.sleep(50);
+    }
+    const second = sh("nbd", img, "--listen", `unix:${sock}`);
+    expect(second.code).toBe(1);
+    expect(second.err).toBe(`inetboot: listen(unix:${sock}): address already in use (a server is listening there)\n`);
+    // the first server still answers at its path
+    const info = Bun.spawnSync(["nbdinfo", "--size", `nbd+unix:///?socket=${sock}`], { stdout: "pipe", stderr: "pipe" });
+    expect(info.stdout.toString().trim()).toBe(String(1 << 20));
+    // a TCP port in use: the same words
+    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const tcp = sh("nbd", img, "--listen", `tcp:127.0.0.1:${l.port}`);
+    l.stop(true);
+    expect(tcp.code).toBe(1);
+    expect(tcp.err).toBe(`inetboot: listen(tcp:127.0.0.1:${l.port}): address already in use\n`);
+  } finally {
+    first.kill("SIGKILL"); // leaves the socket file behind, as a crash would
+    await first.exited;
+  }
+  expect(existsSync(sock)).toBe(true);
+  const again = Bun.spawn([BIN, "nbd", img, "--listen", `unix:${sock}`], { stdout: "ignore", stderr: "ignore", env });
+  try {
+    let size = "";
+    for (let i = 0; i < 100 && size === "" && again.exitCode === null; i++) {
+      await Bun.sleep(50);
+      size = Bun.spawnSync(["nbdinfo", "--size", `nbd+unix:///?socket=${sock}`], { stdout: "pipe", stderr: "ignore" }).stdout.toString().trim();
+    }
+    expect(size).toBe(String(1 << 20));
+  } finally {
+    again.kill();
+    await again.exited;
+  }
 });
