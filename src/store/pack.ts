@@ -53,10 +53,17 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
     throw new UserError((e as Error).message);
   }
 
-  const st = await stat(imagePath).catch(() => null);
-  if (!st) throw new UserError(`image not found: ${imagePath}`);
-  if (st.isDirectory()) throw new UserError(`image is a directory: ${imagePath}`);
-  const totalHint = st.size;
+  // "-" is standard input: `zstd -dc disk.img.zst | inetboot pack - STORE` needs no temporary copy.
+  const stdin = imagePath === "-";
+  const source = stdin ? "/dev/stdin" : imagePath;
+  const shown = stdin ? "standard input" : imagePath;
+  if (stdin && process.stdin.isTTY) throw new UserError("image -: standard input is a terminal (pipe an image into it)");
+  const st = await stat(source).catch(() => null);
+  if (!st) throw new UserError(`image not found: ${shown}`);
+  if (st.isDirectory()) throw new UserError(`image is a directory: ${shown}`);
+  // A pipe is read in order (it cannot seek); its size, like a block device's, is not known ahead.
+  const sequential = !st.isFile() && !st.isBlockDevice();
+  const totalHint = st.isFile() ? st.size : 0;
 
   await mkdir(join(storeDir, "chunks"), { recursive: true }).catch((e) => {
     throw new UserError(`cannot create store ${storeDir}: ${(e as Error).message}`);
@@ -66,8 +73,8 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
   // are counted and written once even while the first copy is still being compressed.
   const seen = new Map<string, Promise<void>>();
 
-  const fh = await open(imagePath, "r").catch((e) => {
-    throw new UserError(`cannot open image ${imagePath}: ${(e as Error).message}`);
+  const fh = await open(source, "r").catch((e) => {
+    throw new UserError(`cannot open image ${shown}: ${(e as Error).message}`);
   });
   const digests: Uint8Array[] = [];
   const res: PackResult = {
@@ -111,7 +118,7 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
       const buf = new Uint8Array(chunkSize);
       let got = 0;
       while (got < chunkSize) {
-        const { bytesRead } = await fh.read(buf, got, chunkSize - got, offset + got);
+        const { bytesRead } = await fh.read(buf, got, chunkSize - got, sequential ? null : offset + got);
         if (bytesRead === 0) break;
         got += bytesRead;
       }
@@ -140,7 +147,7 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
       const now = performance.now();
       if (opts.onProgress && now - lastProgress > 200) {
         lastProgress = now;
-        opts.onProgress(offset, Math.max(totalHint, offset));
+        opts.onProgress(offset, totalHint && Math.max(totalHint, offset)); // 0: not known
       }
       if (got < chunkSize) break;
     }
@@ -150,7 +157,7 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
   } finally {
     await fh.close();
   }
-  if (res.imageSize === 0) throw new UserError(`image is empty: ${imagePath}`);
+  if (res.imageSize === 0) throw new UserError(`image is empty: ${shown}`);
   opts.onProgress?.(res.imageSize, res.imageSize);
 
   const all = new Uint8Array(digests.length * DIGEST_LEN);

@@ -1,7 +1,7 @@
 // The pack/info/verify commands as a user runs them: data on stdout, one-line errors, exit codes.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { writeFileSync, readdirSync } from "node:fs";
+import { readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { makeImage, tmp } from "../unit/store-fixtures.ts";
 
 function cli(...args: string[]) {
@@ -28,6 +28,19 @@ describe("store CLI", () => {
     expect(files.length).toBe(4);
     const again = cli("pack", img, store, "--chunk-size", "64K", "--name", "second");
     expect(again.out).toContain("stored: 0\n");
+  });
+
+  test("pack - reads the image from a pipe: the same index as packing the file", () => {
+    const piped = join(dir, "piped");
+    const p = Bun.spawnSync(["sh", "-c", `cat "$1" | "$2" src/main.ts pack - "$3" --chunk-size 64K`, "sh", img, process.execPath, piped], {
+      cwd: join(import.meta.dir, "../.."), stdout: "pipe", stderr: "pipe",
+    });
+    expect(p.exitCode).toBe(0);
+    expect(p.stdout.toString()).toContain("chunks: 8\n");
+    expect(Buffer.from(readFileSync(join(piped, "index"))).equals(readFileSync(join(store, "index")))).toBe(true);
+    const empty = Bun.spawnSync(["sh", "-c", `: | "$1" src/main.ts pack - "$2"`, "sh", process.execPath, join(dir, "nothing")], { cwd: join(import.meta.dir, "../.."), stderr: "pipe" });
+    expect(empty.exitCode).toBe(1);
+    expect(empty.stderr.toString()).toBe("inetboot: image is empty: standard input\n");
   });
 
   test("info and verify on a directory", () => {

@@ -4,7 +4,7 @@ import { guarded } from "../fail.ts";
 export default defineCommand({
   meta: { name: "pack", description: "Pack a disk image into a content-addressed block store (index + zstd chunks)" },
   args: {
-    image: { type: "positional", required: true, description: "disk image file" },
+    image: { type: "positional", required: true, description: "disk image file, block device, or - for standard input" },
     store: { type: "positional", required: true, description: "store directory (created if missing; chunks/ is shared)" },
     "chunk-size": { type: "string", default: "256K", description: "chunk size, a power of two 64K..4M" },
     name: { type: "string", description: "image name: writes NAME.index instead of index" },
