@@ -23,6 +23,13 @@ export class HttpError extends Error {
 /** Refused for who we are (401, 403): asking again the same way will not help. */
 export const refusedStatus = (status: number | undefined) => status === 401 || status === 403;
 
+/** A request that failed before any response: a refused certificate is flagged, else the error's
+ *  first line. */
+function transportError(url: string, e: unknown): HttpError {
+  const tls = tlsFailure(e, url);
+  return new HttpError(url, tls ?? (e as Error).message?.split("\n")[0] ?? String(e), undefined, tls !== null);
+}
+
 function statusReason(status: number, url: string): string {
   if (status !== 401) return `HTTP ${status}`;
   return /^https?:\/\/[^\s/?#@]*@/i.test(url) ? "HTTP 401: the server refused the user and password in the URL" : "HTTP 401: the server wants a user and password (put USER:PASSWORD@ before the host in the URL)";
@@ -113,8 +120,7 @@ export class HttpPool {
       } catch (e) {
         if (timeout.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
         if (signal?.aborted) throw new HttpError(url, "aborted");
-        const tls = tlsFailure(e, url);
-        throw new HttpError(url, tls ?? (e as Error).message?.split("\n")[0] ?? String(e), undefined, tls !== null);
+        throw transportError(url, e);
       }
       if (res.status === 404) throw new HttpError(url, "404 not found", 404);
       if (range ? res.status !== 206 : res.status !== 200) {
@@ -154,7 +160,7 @@ export class HttpPool {
       res = await fetch(url, { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: tlsOptions() });
     } catch (e) {
       if (head.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
-      throw new HttpError(url, (e as Error).message?.split("\n")[0] ?? String(e));
+      throw transportError(url, e);
     } finally {
       head.removeEventListener("abort", onHead);
     }
@@ -178,7 +184,7 @@ export class HttpPool {
         res = await this.send(url, { range: "bytes=0-0", "accept-encoding": "identity" }, sig, 206);
       } catch (e) {
         if (timeout.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
-        throw new HttpError(url, tlsFailure(e, url) ?? (e as Error).message?.split("\n")[0] ?? String(e));
+        throw transportError(url, e);
       }
       if (res.status === 206) {
         const m = /\/(\d+)$/.exec(res.header("content-range") ?? "");
