@@ -34,7 +34,8 @@ export function prefetchLine(what: "start" | "done" | "none", st: PrefetchStats)
   if (what === "start") return `prefetch: ${st.planned} chunks listed by the boot profile`;
   const pack = st.pack ? `, ${st.pack.served} of them from the boot pack (${(st.pack.bytes / 1048576).toFixed(1)} MiB in one GET${st.pack.error ? `, ended early: ${st.pack.error}` : ""})` : "";
   const failed = st.failed ? `, ${st.failed} failed (a client's read fetches them again)` : "";
-  return `prefetch done: ${st.fetched} of ${st.planned} chunks fetched ahead${pack}${failed}, in ${((st.ms ?? 0) / 1000).toFixed(1)} s`;
+  const evicted = st.evicted ? `, ${st.evicted} dropped from memory before a client read them (the lead shrank)` : "";
+  return `prefetch done: ${st.fetched} of ${st.planned} chunks fetched ahead${pack}${failed}${evicted}, in ${((st.ms ?? 0) / 1000).toFixed(1)} s`;
 }
 
 /** A store dir, a NAME.index file or an http(s) URL goes to the store layer; a plain file is served directly. */

@@ -35,6 +35,8 @@ export interface PrefetchStats {
   /** not fetched ahead: the boot read them first */
   skipped: number;
   failed: number;
+  /** fetched ahead, then evicted from the memory cache before the boot read them (each halved the lead) */
+  evicted: number;
   /** ms from start() until the plan was exhausted (null while running) */
   ms: number | null;
   /** with a boot pack: what its one GET brought (entries, bytes, ms, chunks served from it, bad ones, why it ended early) */
@@ -72,7 +74,7 @@ export class Prefetcher {
     this.parallel = Math.max(1, opts.parallel ?? 4);
     this.demandLimit = Math.max(1, opts.demandLimit ?? 8);
     this.leadBytes = opts.leadBytes ?? 32 << 20;
-    this.stats = { planned: 0, fetched: 0, used: 0, skipped: 0, failed: 0, ms: null };
+    this.stats = { planned: 0, fetched: 0, used: 0, skipped: 0, failed: 0, evicted: 0, ms: null };
     this.done = new Promise((r) => (this.finish = r));
     const self = this;
     this.demand = {
@@ -120,15 +122,26 @@ export class Prefetcher {
     }
   }
 
-  /** Chunks the memory cache evicted before the boot read them no longer count against the lead. */
+  /** Chunks the memory cache evicted before the boot read them no longer count against the lead,
+   *  and the lead is halved: the memory cache cannot hold it beside what the boot reads, and
+   *  running on would only fetch chunks for the cache to drop (the boot then fetches them again). */
   private recountLead(): void {
     if (!this.opts.resident) return;
+    let evicted = 0;
     for (const [hex, size] of this.outstanding)
       if (!this.opts.resident(hex) && !this.pendingHex.has(hex)) {
         this.outstanding.delete(hex);
         this.lead -= size;
+        this.largest = Math.max(this.largest, size);
+        evicted++;
       }
+    if (evicted === 0) return;
+    this.stats.evicted += evicted;
+    this.leadBytes = Math.max(this.largest, this.leadBytes / 2); // never below one chunk: it still moves
   }
+
+  /** the largest chunk evicted so far (the lead's floor) */
+  private largest = 0;
 
   private pendingHex = new Set<string>();
 

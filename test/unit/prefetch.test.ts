@@ -96,15 +96,42 @@ describe("Prefetcher", () => {
     expect(g.calls.length).toBe(3);
     const d = pf.demand.get(ref(1)); // the boot reads c1 (demand goes to the gate too)
     expect(g.calls).toEqual(["c1", "c2", "c3", "c1", "c4"]);
-    resident.delete("c2"); // the memory cache evicted c2 unread: it no longer holds the lead
+    resident.delete("c2"); // the memory cache evicted c2 unread: it no longer holds the lead...
     g.finish("c1");
     await d;
     await tick();
-    expect(g.calls).toEqual(["c1", "c2", "c3", "c1", "c4", "c5"]);
+    // ...and the lead is halved (30 → 15 bytes): the cache could not hold it beside the boot's reads
+    expect(g.calls).toEqual(["c1", "c2", "c3", "c1", "c4"]);
+    expect(pf.stats.evicted).toBe(1);
+    g.finish("c4");
+    resident.add("c4");
+    const d3 = pf.demand.get(ref(3)); // the boot reads c3: 10 bytes ahead (c4) < 15, one more goes
+    expect(g.calls).toEqual(["c1", "c2", "c3", "c1", "c4", "c3", "c5"]);
     await g.finishAll();
+    await d3;
     pf.stop();
     await pf.done;
-    expect(pf.stats.used).toBe(1);
+    expect(pf.stats.used).toBe(2);
+  });
+
+  test("repeated evictions halve the lead down to one chunk, never to nothing", async () => {
+    const g = new Gate();
+    const pf = new Prefetcher(g, { parallel: 8, leadBytes: 80, resident: () => false }); // evicts everything at once
+    pf.start([...Array(40).keys()].map((i) => ref(i + 1)));
+    const launched: number[] = [];
+    for (let round = 0, from = 0; round < 40 && pf.stats.ms === null; round++) {
+      launched.push(g.calls.length);
+      const now = g.calls.slice(from); // finish what is in flight, then see what follows
+      from = g.calls.length;
+      for (const h of now) g.finish(h);
+      await tick();
+      await tick();
+    }
+    await pf.done; // it still gets through the plan
+    expect(pf.stats.fetched).toBe(40);
+    // 8 chunks (80 bytes) ahead at first; once they are found evicted, one at a time
+    expect(launched.slice(0, 6)).toEqual([8, 9, 10, 11, 12, 13]);
+    expect(pf.stats.evicted).toBeGreaterThanOrEqual(39);
   });
 
   test("a failed prefetch is counted, not thrown", async () => {
