@@ -281,6 +281,8 @@ function startPrefetch(
     // chunks must fit in it together, or LRU evicts unread prefetched chunks (a runaway at a
     // half: test/e2e/prefetch-lead.test.ts).
     po.leadBytes ??= Math.floor(top.capBytes / 4);
+    // a chunk dropped from memory is still on the cache medium: reading it again downloads nothing
+    po.shrinkOnEviction ??= disk === null;
   }
   // Leave most of the pool to demand reads.
   po.parallel ??= Math.max(1, Math.min(4, Math.floor(pool.maxParallel / 4)));

@@ -24,6 +24,9 @@ export interface PrefetchOptions {
   leadBytes?: number;
   /** is the chunk still held in memory? (MemCache.peek) Lets the lead be recounted after evictions. */
   resident?: (hex: string) => boolean;
+  /** halve the lead when the memory cache drops unread prefetched chunks (default true; false when a
+   *  disk cache keeps them, so that reading one again costs no download) */
+  shrinkOnEviction?: boolean;
 }
 
 export interface PrefetchStats {
@@ -137,6 +140,7 @@ export class Prefetcher {
       }
     if (evicted === 0) return;
     this.stats.evicted += evicted;
+    if (this.opts.shrinkOnEviction === false) return;
     this.leadBytes = Math.max(this.largest, this.leadBytes / 2); // never below one chunk: it still moves
   }
 

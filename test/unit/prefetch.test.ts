@@ -134,6 +134,20 @@ describe("Prefetcher", () => {
     expect(pf.stats.evicted).toBeGreaterThanOrEqual(39);
   });
 
+  test("with a disk cache below (shrinkOnEviction false) evictions are counted but the lead stays", async () => {
+    const g = new Gate();
+    const pf = new Prefetcher(g, { parallel: 8, leadBytes: 80, resident: () => false, shrinkOnEviction: false });
+    pf.start([...Array(24).keys()].map((i) => ref(i + 1)));
+    expect(g.calls.length).toBe(8);
+    for (const h of [...g.calls]) g.finish(h);
+    await tick();
+    await tick();
+    expect(g.calls.length).toBe(16); // 8 more at once, not 1
+    await g.finishAll();
+    await pf.done;
+    expect(pf.stats.evicted).toBeGreaterThanOrEqual(8);
+  });
+
   test("a failed prefetch is counted, not thrown", async () => {
     const pf = new Prefetcher({ get: () => Promise.reject(new Error("boom")) }, {});
     pf.start([ref(1), ref(2)]);
