@@ -9,10 +9,12 @@
 // by an earlier run (a fresh process: only the disk cache helps), nbdkit with --filter=cache
 // cache-on-read=true on a second pass through the same process.
 //
-// Usage: bun bench/nbd-vs-nbdkit.ts [--reads N] [--runs N] [--rate MBIT --rtt MS]
+// Usage: bun bench/nbd-vs-nbdkit.ts [--reads N] [--runs N] [--rate MBIT --rtt MS] [--https]
 //   (default 400 reads, 3 rounds, nginx on loopback). --rate/--rtt put nginx behind the shaped
 //   link of the boot benches (bench/lib/shaped-link.ts: a network namespace with tbf, and a
-//   proxy adding the round trip): the store on the Internet, where it is meant to be.
+//   proxy adding the round trip): the store on the Internet, where it is meant to be. --https:
+//   nginx serves TLS with a certificate from a private CA made for the run (both clients are
+//   given the CA: nbdkit's cainfo=, our --ca), as a store across the Internet would be served.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,6 +31,8 @@ const READS = opt("reads", 400);
 const RUNS = opt("runs", 3);
 const RATE = opt("rate", 0);
 const RTT = opt("rtt", RATE ? 20 : 0);
+const HTTPS = argv.includes("--https");
+if (HTTPS && RATE) throw new Error("--https and --rate: not together (the shaped link's proxy is plain TCP to a plain nginx)");
 
 const benchDir = join(ROOT, "build/bench");
 const img = join(benchDir, "usr-bin.ext4");
@@ -57,8 +61,22 @@ await Bun.file(wwwImg).arrayBuffer(); // page cache: nginx reads from RAM for ev
 
 const work = mkdtempSync(join(tmpdir(), "ibbench-nbd-"));
 const shaped = RATE ? await startShapedStore({ root: www, workDir: join(work, "nginx"), rateMbit: RATE, rttMs: RTT }) : null;
-const nginx = shaped ? { url: `http://127.0.0.1:${shaped.port}/`, stop: () => shaped.stop() } : await startNginx(www, join(work, "nginx"));
-const where = shaped ? `nginx behind ${RATE} Mbit/s tbf + ${RTT} ms RTT proxy` : "nginx on 127.0.0.1";
+/** A CA and a certificate it signs for 127.0.0.1 (openssl), for nginx to serve https:// with. */
+function makeTls(dir: string): { ca: string; cert: string; key: string } {
+  const o = (...a: string[]) => {
+    const r = Bun.spawnSync(["openssl", ...a], { cwd: dir, stdout: "ignore", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`openssl ${a[0]}: ${r.stderr.toString()}`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  o("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=bench CA");
+  o("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1");
+  Bun.spawnSync(["sh", "-c", "echo subjectAltName=IP:127.0.0.1 > san.ext"], { cwd: dir });
+  o("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "san.ext");
+  return { ca: join(dir, "ca.pem"), cert: join(dir, "server.pem"), key: join(dir, "server.key") };
+}
+const tls = HTTPS ? makeTls(work) : null;
+const nginx = shaped ? { url: `http://127.0.0.1:${shaped.port}/`, stop: () => shaped.stop() } : await startNginx(www, join(work, "nginx"), undefined, tls ?? undefined);
+const where = shaped ? `nginx behind ${RATE} Mbit/s tbf + ${RTT} ms RTT proxy` : `nginx on 127.0.0.1${tls ? ", https (TLS 1.3, private CA)" : ""}`;
 const rawUrl = nginx.url + "usr-bin.ext4";
 const storeUrl = nginx.url + "store/";
 
@@ -76,7 +94,8 @@ interface Server {
 
 async function nbdkit(filters: string[] = [], params: string[] = []): Promise<Server> {
   const sock = join(work, `nbdkit-${Math.random().toString(36).slice(2)}.sock`);
-  const p = Bun.spawn(["nbdkit", "-f", "-r", "-U", sock, ...filters.map((f) => `--filter=${f}`), "curl", `url=${rawUrl}`, ...params], {
+  const ca = tls ? [`cainfo=${tls.ca}`] : [];
+  const p = Bun.spawn(["nbdkit", "-f", "-r", "-U", sock, ...filters.map((f) => `--filter=${f}`), "curl", `url=${rawUrl}`, ...ca, ...params], {
     stdout: "ignore",
     stderr: "inherit",
   });
@@ -89,7 +108,7 @@ async function nbdkit(filters: string[] = [], params: string[] = []): Promise<Se
 
 async function ours(spec: string, extra: string[] = []): Promise<Server> {
   const sock = join(work, `ours-${Math.random().toString(36).slice(2)}.sock`);
-  const n = await startNbd(spec, ["--listen", `unix:${sock}`, ...extra]);
+  const n = await startNbd(spec, ["--listen", `unix:${sock}`, ...(tls ? ["--ca", tls.ca] : []), ...extra]);
   return { uri: n.uri, pid: n.proc.pid, stop: () => n.stop() };
 }
 
