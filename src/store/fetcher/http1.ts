@@ -369,7 +369,7 @@ export class Http1Client {
     this.idleMs = opts.idleMs ?? 20_000;
   }
 
-  /** true for URLs this client handles (plain http). */
+  /** true for URLs this client handles (http and https). */
   static handles(url: string): boolean {
     return url.startsWith("http://") || url.startsWith("https://");
   }
@@ -441,6 +441,7 @@ export class Http1Client {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
     const verified = tls ? new Promise<void>((resolve, reject) => (conn.verified = { resolve, reject })) : null;
+    verified?.catch(() => {}); // it may fail while the connect is still awaited: not "unhandled"
     const tlsOpts = tls ? { ...(tlsOptions() ?? {}), serverName: host } : undefined;
     const connecting = Bun.connect<ConnData>({ hostname: host, port, socket: handlers, data: { conn }, ...(tlsOpts ? { tls: tlsOpts } : {}) } as never) as unknown as Promise<Socket<ConnData>>;
     try {
