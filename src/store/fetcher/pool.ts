@@ -24,6 +24,25 @@ export class HttpError extends Error {
 /** Refused for who we are (401, 403): asking again the same way will not help. */
 export const refusedStatus = (status: number | undefined) => status === 401 || status === 403;
 
+/** Is a proxy set for this URL's scheme (HTTP_PROXY, HTTPS_PROXY, either case)? Then requests go
+ *  through fetch, which uses it (and honours NO_PROXY); our HTTP/1.1 client speaks only directly. */
+export function proxyFor(url: string, env: Record<string, string | undefined> = process.env): boolean {
+  const v = url.startsWith("https:") ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
+  if (!v) return false;
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  } catch {
+    return false;
+  }
+  // loopback is never proxied; nor what NO_PROXY lists (host, .domain or domain, or *)
+  if (host === "localhost" || host === "::1" || /^127\./.test(host)) return false;
+  for (const e of (env.NO_PROXY ?? env.no_proxy ?? "").split(",").map((x) => x.trim().toLowerCase().replace(/:\d+$/, "")).filter(Boolean)) {
+    if (e === "*" || host === e.replace(/^\./, "") || host.endsWith(e.startsWith(".") ? e : `.${e}`)) return false;
+  }
+  return true;
+}
+
 /** A request that failed before any response: a refused certificate is flagged, else the error's
  *  first line. */
 function transportError(url: string, e: unknown): HttpError {
@@ -92,7 +111,7 @@ export class HttpPool {
     // (over TLS the large bodies come through http1.ts faster too: fetch's HTTP thread then both
     // decrypts and copies every body, and becomes the bottleneck; raw image over https 0.66 s
     // instead of 0.79)
-    if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url)) {
+    if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url) && !proxyFor(url)) {
       const r = await this.http1.request(url, { headers, signal: sig, wantBody: (st) => st === expect });
       // Redirects are rare for chunk GETs: let fetch follow them.
       if (!(r.status >= 300 && r.status < 400 && r.headers.has("location")))
