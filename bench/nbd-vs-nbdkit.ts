@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { packImage } from "../src/store/pack.ts";
 import { run, startNbd, startNginx, ROOT } from "../test/lib/servers.ts";
 import { startShapedStore } from "./lib/shaped-link.ts";
+import { makeTestCertificates } from "../test/lib/tls.ts";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, def: number) => {
@@ -61,20 +62,7 @@ await Bun.file(wwwImg).arrayBuffer(); // page cache: nginx reads from RAM for ev
 
 const work = mkdtempSync(join(tmpdir(), "ibbench-nbd-"));
 const shaped = RATE ? await startShapedStore({ root: www, workDir: join(work, "nginx"), rateMbit: RATE, rttMs: RTT }) : null;
-/** A CA and a certificate it signs for 127.0.0.1 (openssl), for nginx to serve https:// with. */
-function makeTls(dir: string): { ca: string; cert: string; key: string } {
-  const o = (...a: string[]) => {
-    const r = Bun.spawnSync(["openssl", ...a], { cwd: dir, stdout: "ignore", stderr: "pipe" });
-    if (r.exitCode !== 0) throw new Error(`openssl ${a[0]}: ${r.stderr.toString()}`);
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  o("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=bench CA");
-  o("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1");
-  Bun.spawnSync(["sh", "-c", "echo subjectAltName=IP:127.0.0.1 > san.ext"], { cwd: dir });
-  o("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "san.ext");
-  return { ca: join(dir, "ca.pem"), cert: join(dir, "server.pem"), key: join(dir, "server.key") };
-}
-const tls = HTTPS ? makeTls(work) : null;
+const tls = HTTPS ? makeTestCertificates(work, ["127.0.0.1"]) : null;
 const nginx = shaped ? { url: `http://127.0.0.1:${shaped.port}/`, stop: () => shaped.stop() } : await startNginx(www, join(work, "nginx"), undefined, tls ?? undefined);
 const where = shaped ? `nginx behind ${RATE} Mbit/s tbf + ${RTT} ms RTT proxy` : `nginx on 127.0.0.1${tls ? ", https (TLS 1.3, private CA)" : ""}`;
 const rawUrl = nginx.url + "usr-bin.ext4";

@@ -4,14 +4,14 @@
 // any byte (the request line, a password) reaches the server; a server that does not speak TLS is
 // an error, not a hang.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { rootCertificates } from "node:tls";
 import type { TCPSocketListener } from "bun";
 import { tlsFailure } from "../../src/fetch/errors.ts";
 import { Http1Client } from "../../src/store/fetcher/http1.ts";
 import { HttpPool } from "../../src/store/fetcher/pool.ts";
-import { run } from "../lib/sh.ts";
+import { makeTestCertificates } from "../lib/tls.ts";
 import { scratch } from "../lib/tmp.ts";
 
 const dir = scratch("inetboot-http1-tls-");
@@ -23,16 +23,11 @@ const caFile = join(dir, "ca.pem");
 const savedCa = process.env.INETBOOT_CA_FILE;
 
 beforeAll(() => {
-  const o = (...a: string[]) => run(["openssl", ...a], { cwd: dir });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  o("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=http1 test CA");
-  o("req", ...ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1");
-  writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\n");
-  o("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "san.ext");
+  const t = makeTestCertificates(dir, ["127.0.0.1"]);
   server = Bun.listen<{ buf: string }>({
     hostname: "127.0.0.1",
     port: 0,
-    tls: { cert: readFileSync(join(dir, "srv.pem"), "utf8"), key: readFileSync(join(dir, "srv.key"), "utf8") },
+    tls: { cert: readFileSync(t.cert, "utf8"), key: readFileSync(t.key, "utf8") },
     socket: {
       open(s) {
         s.data = { buf: "" };
