@@ -88,7 +88,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
   }
   let tls: ReturnType<typeof tlsOptions>;
   try {
-    tls = opts.caFile === undefined ? tlsOptions() : tlsOptions(opts.caFile);
+    tls = tlsOptions(opts.caFile); // undefined: --ca of the process, or INETBOOT_CA_FILE
   } catch (e) {
     throw new FetchError("io", shown, (e as Error).message);
   }

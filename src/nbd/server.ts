@@ -4,7 +4,7 @@
 import { unlinkSync, existsSync, lstatSync } from "node:fs";
 import type { Socket, SocketListener } from "bun";
 import type { BlockSource } from "../store/source.ts";
-import { UserError } from "../sys/errors.ts";
+import { UserError, listenFailure } from "../sys/errors.ts";
 import { decodeRequest, type Request } from "./codec.ts";
 import { Handshake, type ExportDesc } from "./handshake.ts";
 import { CMD, MAX_REQUEST, REQUEST_MAGIC, REQUEST_SIZE } from "./protocol.ts";
@@ -254,13 +254,6 @@ class Connection {
   }
 }
 
-function listenError(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === "EADDRINUSE") return "address already in use";
-  if (code === "EACCES") return "permission denied";
-  return e instanceof Error ? e.message : String(e);
-}
-
 /** Does something accept connections on this unix socket? (A stale file refuses them.) */
 async function answers(path: string): Promise<boolean> {
   try {
@@ -324,13 +317,13 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
     try {
       listener = Bun.listen({ unix: l.path, socket: handlers, binaryType: "uint8array" } as never);
     } catch (e) {
-      throw new UserError(`listen(unix:${l.path}): ${listenError(e)}`);
+      throw new UserError(`listen(unix:${l.path}): ${listenFailure(e)}`);
     }
   } else {
     try {
       listener = Bun.listen({ hostname: l.host, port: l.port, socket: handlers, binaryType: "uint8array" } as never);
     } catch (e) {
-      throw new UserError(`listen(tcp:${l.host}:${l.port}): ${listenError(e)}`);
+      throw new UserError(`listen(tcp:${l.host}:${l.port}): ${listenFailure(e)}`);
     }
   }
   const port = l.kind === "tcp" ? (listener as unknown as { port: number }).port : 0;

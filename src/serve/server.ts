@@ -3,7 +3,7 @@
 // listings, nothing outside the root, one access-log line per request.
 import { realpath, stat } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
-import { UserError } from "../sys/errors.ts";
+import { UserError, listenFailure } from "../sys/errors.ts";
 import { httpDate, ifRangeHolds, makeEtag, notModified, parseRange } from "./http.ts";
 import { resolveFile } from "./resolve.ts";
 
@@ -70,9 +70,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       },
     });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "EADDRINUSE" ? "address already in use" : code === "EACCES" ? "permission denied" : (e as Error).message;
-    throw new UserError(`serve: cannot listen on ${host}:${opts.port ?? 8080}: ${why}`);
+    throw new UserError(`serve: cannot listen on ${host}:${opts.port ?? 8080}: ${listenFailure(e)}`);
   }
   const port = server.port!;
   const shownHost = host.includes(":") ? `[${host}]` : host;

@@ -144,10 +144,10 @@ export class Prefetcher {
     this.leadBytes = Math.max(this.largest, this.leadBytes / 2); // never below one chunk: it still moves
   }
 
-  /** the largest chunk evicted so far (the lead's floor) */
-  private largest = 0;
 
   private pendingHex = new Set<string>();
+  /** the largest chunk evicted so far (the lead's floor) */
+  private largest = 0;
 
   /** Launches prefetches while there is spare capacity. */
   private pump(): void {

@@ -7,6 +7,14 @@ export class UserError extends Error {
   }
 }
 
+/** Why a listen/bind failed, in words ("address already in use"), else the error's message. */
+export function listenFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") return "address already in use";
+  if (code === "EACCES") return "permission denied";
+  return e instanceof Error ? e.message : String(e);
+}
+
 /** One line for any thrown value. */
 export function oneLine(err: unknown): string {
   if (err instanceof Error) return err.message.split("\n")[0] ?? String(err);

@@ -52,7 +52,7 @@ function transportError(url: string, e: unknown): HttpError {
 
 function statusReason(status: number, url: string): string {
   if (status !== 401) return `HTTP ${status}`;
-  return /^https?:\/\/[^\s/?#@]*@/i.test(url) ? "HTTP 401: the server refused the user and password in the URL" : "HTTP 401: the server wants a user and password (put USER:PASSWORD@ before the host in the URL)";
+  return redactUrls(url) !== url ? "HTTP 401: the server refused the user and password in the URL" : "HTTP 401: the server wants a user and password (put USER:PASSWORD@ before the host in the URL)";
 }
 
 export interface PoolOptions {
@@ -83,7 +83,14 @@ export class HttpPool {
     this.maxParallel = opts.maxParallel ?? 8;
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.http1 = opts.fetchOnly ? null : new Http1Client({ maxIdlePerOrigin: Math.max(8, this.maxParallel) });
+    // read once, not per request: the proxy variables, if any is set
+    const env = process.env;
+    const proxies = { HTTP_PROXY: env.HTTP_PROXY, http_proxy: env.http_proxy, HTTPS_PROXY: env.HTTPS_PROXY, https_proxy: env.https_proxy, NO_PROXY: env.NO_PROXY, no_proxy: env.no_proxy };
+    this.proxies = proxies.HTTP_PROXY || proxies.http_proxy || proxies.HTTPS_PROXY || proxies.https_proxy ? proxies : null;
   }
+
+  /** the environment's proxy settings when one is set (then proxyFor decides per URL) */
+  private readonly proxies: Record<string, string | undefined> | null;
 
   private async acquire(): Promise<void> {
     if (this.active < this.maxParallel) {
@@ -111,7 +118,7 @@ export class HttpPool {
     // (over TLS the large bodies come through http1.ts faster too: fetch's HTTP thread then both
     // decrypts and copies every body, and becomes the bottleneck; raw image over https 0.66 s
     // instead of 0.79)
-    if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url) && !proxyFor(url)) {
+    if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url) && !(this.proxies && proxyFor(url, this.proxies))) {
       const r = await this.http1.request(url, { headers, signal: sig, wantBody: (st) => st === expect });
       // Redirects are rare for chunk GETs: let fetch follow them.
       if (!(r.status >= 300 && r.status < 400 && r.headers.has("location")))
