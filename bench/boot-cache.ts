@@ -28,7 +28,7 @@ import { BUILD, Guest } from "../test/lib/qemu.ts";
 import { run } from "../test/lib/sh.ts";
 import { freePort } from "../test/lib/servers.ts";
 import { demoStore, INETBOOT, load, markerTime, mib, ratio, say, secs, table, timeline, type MarkerTime } from "./lib/demo.ts";
-import { atExit } from "./lib/cleanup.ts";
+import { atExit } from "../test/lib/cleanup.ts";
 import { debianInstall } from "./lib/debian-install.ts";
 import { startShapedStore, type ShapedStore } from "./lib/shaped-link.ts";
 import { startNginxAt, tally, type NginxServer } from "./lib/nginx.ts";

@@ -27,7 +27,7 @@ import { run } from "../test/lib/sh.ts";
 import type { DelayProxy } from "../test/lib/delay-proxy.ts";
 import { startShapedStore, type ShapedStore } from "./lib/shaped-link.ts";
 import { demoStore, INETBOOT, STORE, load, markerTime, mib, ratio, say, secs, table, timeline, deviceReadBytes, eventUptime, type MarkerTime } from "./lib/demo.ts";
-import { atExit } from "./lib/cleanup.ts";
+import { atExit } from "../test/lib/cleanup.ts";
 import { startNginxAt, tally, type NginxServer } from "./lib/nginx.ts";
 import { ramGuest } from "./lib/ram-boot.ts";
 

@@ -1,5 +1,9 @@
 // One executable, two roles: as PID 1 (or when asked) the boot agent, otherwise the host CLI.
 const argv0 = process.argv0 ?? "";
+// HTTP(S)_PROXY and NO_PROXY (from the shell, or a boot's kernel command line): one module decides
+// what is proxied, not Bun's fetch by itself (src/fetch/proxy.ts says why).
+const { takeProxyEnv } = await import("./fetch/proxy.ts");
+takeProxyEnv();
 if (process.env.INETBOOT_ROLE === "nbd-daemon") {
   const { runNbdDaemon } = await import("./nbd/daemon.ts");
   await runNbdDaemon(JSON.parse(process.env.INETBOOT_NBD ?? "{}"));

@@ -5,7 +5,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { buildDemoRoot, packDemoStore, DEMO_MARKER, DEMO_STORE, type DemoRoot } from "../../test/lib/demo-root.ts";
 import { BUILD, type Guest } from "../../test/lib/qemu.ts";
-import { atExit } from "./cleanup.ts";
+import { atExit } from "../../test/lib/cleanup.ts";
 
 export const INETBOOT = join(BUILD, "inetboot");
 export const STORE = DEMO_STORE;

@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { atExit } from "./cleanup.ts";
+import { atExit } from "../../test/lib/cleanup.ts";
 import { nginxConfig } from "../../test/lib/servers.ts";
 
 export interface LogLine {

@@ -11,6 +11,7 @@ import { detectFs, PROBE_BYTES, type FsType } from "./fsdetect.ts";
 import { DAEMON_ROLE, type DaemonConfig } from "../nbd/daemon.ts";
 import { trackChild } from "../agent/pid1.ts";
 import type { CacheMedium } from "./cache-medium.ts";
+import { proxyEnvVars } from "../fetch/proxy.ts";
 
 const RUN = "/run/inetboot";
 const FS_MODULES: Record<string, string> = { squashfs: "squashfs", ext4: "ext4", erofs: "erofs", iso9660: "isofs", vfat: "vfat" };
@@ -46,7 +47,7 @@ async function startDaemon(cfg: DaemonConfig, timeoutMs = 90_000): Promise<void>
   const p = Bun.spawn([process.execPath], {
     argv0: "@inetboot-nbd",
     // process.env carries the JSC options /init gave the agent (initramfs/init.c says why).
-    env: { ...process.env, INETBOOT_ROLE: DAEMON_ROLE, INETBOOT_NBD: JSON.stringify(cfg) },
+    env: { ...process.env, ...proxyEnvVars(), INETBOOT_ROLE: DAEMON_ROLE, INETBOOT_NBD: JSON.stringify(cfg) },
     stdio: ["ignore", "inherit", "inherit"],
   });
   trackChild(p.pid);

@@ -52,23 +52,34 @@ export function redactUrl(url: string): string {
 // Bun's fetch reports transport failures as TypeErrors carrying a libuv/OpenSSL-style `code`.
 const TLS_CODES = /CERT|SELF_SIGNED|TLS|SSL|EPROTO|UNABLE_TO|HOSTNAME|ALTNAME|ERR_TLS|UNABLE_TO_VERIFY/i;
 
-/** Maps an error thrown by fetch() (before any body byte) to a FetchError. */
-export function classifyTransportError(err: unknown, url: string, host: string): FetchError {
+/** What went wrong before any response, in words: `host` is the server, `through` the proxy when
+ *  there is one (then the proxy, not the server, is what could not be resolved or reached; TLS
+ *  still runs end to end with the server). */
+export function describeTransportError(err: unknown, host: string, through?: string): { kind: FetchErrorKind; detail: string; transient: boolean; status?: number } {
   const e = err as { code?: string; message?: string; name?: string } | undefined;
   const code = String(e?.code ?? "");
   const msg = String(e?.message ?? err);
-  if (code === "ENOTFOUND" || code === "EAI_NONAME" || code === "EAI_NODATA") {
-    return new FetchError("dns", url, `DNS lookup failed for ${host}`);
+  const peer = through ?? host;
+  if (code === "ENOTFOUND" || code === "EAI_NONAME" || code === "EAI_NODATA") return { kind: "dns", detail: `DNS lookup failed for ${peer}`, transient: false };
+  // A temporary resolver failure (network just came up): worth another try.
+  if (code === "EAI_AGAIN" || code === "DNSException" || /getaddrinfo/i.test(msg))
+    return { kind: "dns", detail: `DNS lookup failed for ${peer} (${code || "temporary"})`, transient: true };
+  if (code === "ECONNREFUSED") return { kind: "refused", detail: `connection refused by ${peer}`, transient: true };
+  if (TLS_CODES.test(code)) return { kind: "tls", detail: `TLS failure with ${host}: ${tlsReason(code, msg)}`, transient: false };
+  if (code === "ETIMEDOUT") return { kind: "timeout", detail: `connection to ${peer} timed out`, transient: true };
+  // an https:// request's CONNECT answered with an error status (Bun: "Proxy refused to open a tunnel: 407 …")
+  const tunnel = /refused to open a tunnel: (\d{3})(.*)/i.exec(msg);
+  if (tunnel) {
+    const hint = tunnel[1] === "407" ? " (it wants a user and password: put USER:PASSWORD@ before its host)" : "";
+    return { kind: "http", detail: `${peer} refused to open a tunnel: ${tunnel[1]}${tunnel[2]!.split("\n")[0]}${hint}`, transient: false, status: Number(tunnel[1]) };
   }
-  if (code === "EAI_AGAIN" || code === "DNSException" || /getaddrinfo/i.test(msg)) {
-    // A temporary resolver failure (network just came up): worth another try.
-    return new FetchError("dns", url, `DNS lookup failed for ${host} (${code || "temporary"})`, undefined, true);
-  }
-  if (code === "ECONNREFUSED") return new FetchError("refused", url, `connection refused by ${host}`, undefined, true);
-  if (TLS_CODES.test(code)) return new FetchError("tls", url, `TLS failure with ${host}: ${tlsReason(code, msg)}`);
-  if (code === "ETIMEDOUT") return new FetchError("timeout", url, `connection to ${host} timed out`, undefined, true);
-  const why = code ? `${code}` : msg.split("\n")[0];
-  return new FetchError("net", url, `network error talking to ${host}: ${why}`, undefined, true);
+  return { kind: "net", detail: `network error talking to ${peer}: ${code || msg.split("\n")[0]}`, transient: true };
+}
+
+/** Maps an error thrown by fetch() (before any body byte) to a FetchError. */
+export function classifyTransportError(err: unknown, url: string, host: string, through?: string): FetchError {
+  const d = describeTransportError(err, host, through);
+  return new FetchError(d.kind, url, d.detail, d.status, d.transient);
 }
 
 /** "TLS failure with HOST: why" when fetch() failed on TLS, else null. */

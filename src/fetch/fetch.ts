@@ -11,6 +11,7 @@ import { ofetch } from "ofetch";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 import { classifyTransportError, FetchError, redactUrl } from "./errors.ts";
 import type { FetchProgress } from "./progress.ts";
+import { describeVia, proxyOf } from "./proxy.ts";
 import { tlsOptions } from "./trust.ts";
 import { concatBytes } from "../sys/bytes.ts";
 
@@ -80,6 +81,8 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
     throw new FetchError("url", shown, `unsupported scheme ${parsed.protocol} (only http: and https:)`);
   }
   const host = parsed.hostname;
+  const via = proxyOf(url);
+  const through = via ? describeVia(via) : undefined;
   const stallMs = opts.timeoutMs ?? 30_000;
   const retries = opts.retries ?? 3;
   const wantSha = opts.sha256?.toLowerCase();
@@ -198,10 +201,11 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
           redirect: "follow",
           signal: ac.signal,
           ...(tls ? { tls } : {}),
+          ...(via ? { proxy: via.url } : {}),
         } as never);
       } catch (e) {
         if (ac.signal.aborted) throw abortError(ac.signal.reason);
-        throw classifyTransportError((e as { cause?: unknown }).cause ?? e, shown, host);
+        throw classifyTransportError((e as { cause?: unknown }).cause ?? e, shown, host, through);
       }
       finalUrl = res.url || url;
 
@@ -250,7 +254,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
           } catch (e) {
             if (ac.signal.aborted) throw abortError(ac.signal.reason);
             if (total !== undefined) throw shortError(total);
-            throw classifyTransportError(e, shown, host);
+            throw classifyTransportError(e, shown, host, through);
           }
           if (r.done) break;
           arm();

@@ -103,8 +103,8 @@ export interface CliProcess {
   stop(): Promise<number>;
 }
 
-function spawnCli(args: string[]): CliProcess {
-  const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+function spawnCli(args: string[], env?: Record<string, string>): CliProcess {
+  const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe", env: env && { ...process.env, ...env } });
   const err = new StderrTap(proc.stderr);
   return {
     proc,
@@ -137,8 +137,8 @@ export interface NbdProcess extends CliProcess {
 }
 
 /** `inetboot nbd SOURCE ...args`; resolves once it announced its NBD URI. */
-export async function startNbd(source: string, args: string[]): Promise<NbdProcess> {
-  const c = spawnCli(["nbd", source, ...args]);
+export async function startNbd(source: string, args: string[], env?: Record<string, string>): Promise<NbdProcess> {
+  const c = spawnCli(["nbd", source, ...args], env);
   const m = await c.err.waitFor(/serving .* on (nbd\S+)\n/);
   return { ...c, uri: m[1]! };
 }
@@ -188,16 +188,18 @@ export interface NginxTls {
   key: string;
 }
 
-/** Debian's nginx serving `root` on a loopback port, one access-log line per request; https://
- *  with `tls`. */
-export async function startNginx(root: string, workDir: string, port = freePort(), tls?: NginxTls): Promise<Nginx> {
+/** Debian's nginx serving `root` on a loopback port, one access-log line per request (ending in
+ *  the client's address); https:// with `tls`; `at` puts it on another address, run by `exec`
+ *  (inside a network namespace). */
+export async function startNginx(root: string, workDir: string, port = freePort(), tls?: NginxTls, at?: { host: string; exec: string[] }): Promise<Nginx> {
   mkdirSync(join(workDir, "tmp"), { recursive: true });
   const log = join(workDir, "access.log");
   writeFileSync(log, "");
   const conf = join(workDir, "nginx.conf");
-  writeFileSync(conf, nginxConfig({ workDir, root, listen: `127.0.0.1:${port}`, accessLog: log, logFormat: `'"$request" $status $body_bytes_sent'`, tls }));
-  const proc = Bun.spawn(["nginx", "-p", workDir, "-c", conf], { stderr: "pipe", stdout: "ignore", stdin: "ignore" });
-  const url = `${tls ? "https" : "http"}://127.0.0.1:${port}/`;
+  const host = at?.host ?? "127.0.0.1";
+  writeFileSync(conf, nginxConfig({ workDir, root, listen: `${host}:${port}`, accessLog: log, logFormat: `'"$request" $status $body_bytes_sent $remote_addr'`, tls }));
+  const proc = Bun.spawn([...(at?.exec ?? []), "nginx", "-p", workDir, "-c", conf], { stderr: "pipe", stdout: "ignore", stdin: "ignore" });
+  const url = `${tls ? "https" : "http"}://${host}:${port}/`;
   for (let i = 0; ; i++) {
     // (readiness only: the tests check the certificate themselves)
     if (await fetch(url, { method: "HEAD", tls: { rejectUnauthorized: false } }).then(() => true, () => false)) break;

@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
 import { Http1Client } from "../../src/store/fetcher/http1.ts";
-import { HttpError, HttpPool, proxyFor } from "../../src/store/fetcher/pool.ts";
+import { HttpError, HttpPool } from "../../src/store/fetcher/pool.ts";
 import { redactUrls } from "../../src/fetch/errors.ts";
 import { FaultServer, type Fault } from "../e2e/store-fault-server.ts";
 import { prng } from "./store-fixtures.ts";
@@ -281,23 +281,4 @@ describe("HttpPool over the fault server", () => {
     expect(await pool.size(url)).toEqual({ size: 300_000, ranges: true });
     pool.close();
   });
-});
-
-test("a proxy set in the environment for the URL's scheme sends requests through fetch (which uses it)", () => {
-  expect(proxyFor("https://h/x", {})).toBe(false);
-  expect(proxyFor("https://h/x", { HTTPS_PROXY: "http://proxy:3128" })).toBe(true);
-  expect(proxyFor("https://h/x", { https_proxy: "http://proxy:3128" })).toBe(true);
-  expect(proxyFor("https://h/x", { HTTP_PROXY: "http://proxy:3128" })).toBe(false); // http's only
-  expect(proxyFor("http://h/x", { http_proxy: "http://proxy:3128" })).toBe(true);
-  expect(proxyFor("http://h/x", { HTTP_PROXY: "" })).toBe(false);
-  const P = { HTTPS_PROXY: "http://proxy:3128", NO_PROXY: "internal.example, .corp.example,10.0.0.5:8080" };
-  expect(proxyFor("https://127.0.0.1:8443/x", P)).toBe(false); // loopback: never
-  expect(proxyFor("https://[::1]/x", P)).toBe(false);
-  expect(proxyFor("https://internal.example/x", P)).toBe(false);
-  expect(proxyFor("https://a.internal.example/x", P)).toBe(false);
-  expect(proxyFor("https://b.corp.example/x", P)).toBe(false);
-  expect(proxyFor("https://10.0.0.5/x", P)).toBe(false);
-  expect(proxyFor("https://notinternal.example/x", P)).toBe(true);
-  expect(proxyFor("https://cdn.example/x", P)).toBe(true);
-  expect(proxyFor("https://cdn.example/x", { ...P, NO_PROXY: "*" })).toBe(false);
 });

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync, statSync, lstatSync, readlinkSyn
 import { join } from "node:path";
 import { mount, umount, reboot, REBOOT, readKernelLog } from "../../sys/ffi.ts";
 import { UserError } from "../../sys/errors.ts";
+import { proxyEnvVars } from "../../fetch/proxy.ts";
 
 export interface ShellContext {
   out: (s: string) => void;
@@ -161,7 +162,7 @@ export const COMMANDS: Record<string, Command> = {
     help: "a POSIX shell (when built --with-busybox)",
     run: async (args, ctx) => {
       if (!existsSync("/bin/busybox")) throw new UserError("no /bin/busybox in this initramfs (build it with --with-busybox)");
-      const env = { ...process.env, PS1: "sh# ", PATH: "/bin:/sbin:/usr/bin:/usr/sbin" };
+      const env = { ...process.env, ...proxyEnvVars(), PS1: "sh# ", PATH: "/bin:/sbin:/usr/bin:/usr/sbin" };
       if (args[0] === "-c") {
         // Non-interactive: output goes through our console writer, input stays with the shell loop.
         const p = Bun.spawn(["/bin/busybox", "sh", "-c", args.slice(1).join(" ")], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env });

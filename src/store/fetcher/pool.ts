@@ -5,8 +5,9 @@
 // fetch's per-request cost, TLS included); redirects, and large Range bodies over plain http, go
 // through fetch.
 import { Http1Client } from "./http1.ts";
-import { redactUrls, tlsFailure } from "../../fetch/errors.ts";
+import { describeTransportError, redactUrls, tlsFailure } from "../../fetch/errors.ts";
 import { tlsOptions } from "../../fetch/trust.ts";
+import { describeVia, proxyOf } from "../../fetch/proxy.ts";
 
 export class HttpError extends Error {
   constructor(
@@ -21,37 +22,24 @@ export class HttpError extends Error {
   }
 }
 
-/** Refused for who we are (401, 403): asking again the same way will not help. */
-export const refusedStatus = (status: number | undefined) => status === 401 || status === 403;
-
-/** Is a proxy set for this URL's scheme (HTTP_PROXY, HTTPS_PROXY, either case)? Then requests go
- *  through fetch, which uses it (and honours NO_PROXY); our HTTP/1.1 client speaks only directly. */
-export function proxyFor(url: string, env: Record<string, string | undefined> = process.env): boolean {
-  const v = url.startsWith("https:") ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
-  if (!v) return false;
-  let host: string;
-  try {
-    host = new URL(url).hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  } catch {
-    return false;
-  }
-  // loopback is never proxied; nor what NO_PROXY lists (host, .domain or domain, or *)
-  if (host === "localhost" || host === "::1" || /^127\./.test(host)) return false;
-  for (const e of (env.NO_PROXY ?? env.no_proxy ?? "").split(",").map((x) => x.trim().toLowerCase().replace(/:\d+$/, "")).filter(Boolean)) {
-    if (e === "*" || host === e.replace(/^\./, "") || host.endsWith(e.startsWith(".") ? e : `.${e}`)) return false;
-  }
-  return true;
-}
+/** Refused for who we are (401, 403, a proxy's 407): asking again the same way will not help. */
+export const refusedStatus = (status: number | undefined) => status === 401 || status === 403 || status === 407;
 
 /** A request that failed before any response: a refused certificate is flagged, else the error's
- *  first line. */
+ *  first line; through a proxy, in words that name it. */
 function transportError(url: string, e: unknown): HttpError {
   const tls = tlsFailure(e, url);
-  return new HttpError(url, tls ?? (e as Error).message?.split("\n")[0] ?? String(e), undefined, tls !== null);
+  const via = proxyOf(url);
+  const d = via && !tls ? describeTransportError(e, new URL(url).host, describeVia(via)) : null;
+  return new HttpError(url, d?.detail ?? tls ?? (e as Error).message?.split("\n")[0] ?? String(e), d?.status, tls !== null);
 }
 
 function statusReason(status: number, url: string): string {
+  const via = proxyOf(url);
+  if (status === 407 && via) return `HTTP 407: the ${describeVia(via)} wants a user and password (put USER:PASSWORD@ before its host)`;
   if (status !== 401) return `HTTP ${status}`;
+  // (some proxies, tinyproxy among them, answer wrong proxy credentials with 401, not 407)
+  if (via) return `HTTP 401: the server, or the ${describeVia(via)}, refused the request's user and password`;
   return redactUrls(url) !== url ? "HTTP 401: the server refused the user and password in the URL" : "HTTP 401: the server wants a user and password (put USER:PASSWORD@ before the host in the URL)";
 }
 
@@ -83,14 +71,7 @@ export class HttpPool {
     this.maxParallel = opts.maxParallel ?? 8;
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.http1 = opts.fetchOnly ? null : new Http1Client({ maxIdlePerOrigin: Math.max(8, this.maxParallel) });
-    // read once, not per request: the proxy variables, if any is set
-    const env = process.env;
-    const proxies = { HTTP_PROXY: env.HTTP_PROXY, http_proxy: env.http_proxy, HTTPS_PROXY: env.HTTPS_PROXY, https_proxy: env.https_proxy, NO_PROXY: env.NO_PROXY, no_proxy: env.no_proxy };
-    this.proxies = proxies.HTTP_PROXY || proxies.http_proxy || proxies.HTTPS_PROXY || proxies.https_proxy ? proxies : null;
   }
-
-  /** the environment's proxy settings when one is set (then proxyFor decides per URL) */
-  private readonly proxies: Record<string, string | undefined> | null;
 
   private async acquire(): Promise<void> {
     if (this.active < this.maxParallel) {
@@ -118,13 +99,14 @@ export class HttpPool {
     // (over TLS the large bodies come through http1.ts faster too: fetch's HTTP thread then both
     // decrypts and copies every body, and becomes the bottleneck; raw image over https 0.66 s
     // instead of 0.79)
-    if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url) && !(this.proxies && proxyFor(url, this.proxies))) {
+    const proxy = proxyOf(url)?.url;
+    if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url) && !proxy) {
       const r = await this.http1.request(url, { headers, signal: sig, wantBody: (st) => st === expect });
       // Redirects are rare for chunk GETs: let fetch follow them.
       if (!(r.status >= 300 && r.status < 400 && r.headers.has("location")))
         return { status: r.status, header: (n) => r.headers.get(n) ?? null, body: r.body };
     }
-    const res = await fetch(url, { headers, signal: sig, redirect: "follow", tls: tlsOptions() });
+    const res = await fetch(url, { headers, signal: sig, redirect: "follow", tls: tlsOptions(), proxy });
     if (res.status !== expect) {
       await res.body?.cancel().catch(() => {});
       return { status: res.status, header: (n) => res.headers.get(n), body: new Uint8Array(0) };
@@ -187,7 +169,7 @@ export class HttpPool {
     this.requests++;
     let res: Response;
     try {
-      res = await fetch(url, { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: tlsOptions() });
+      res = await fetch(url, { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: tlsOptions(), proxy: proxyOf(url)?.url });
     } catch (e) {
       if (head.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
       throw transportError(url, e);

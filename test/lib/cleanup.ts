@@ -1,5 +1,5 @@
-// Cleanup that must happen however the bench ends: normal exit, an exception, or Ctrl-C/SIGTERM
-// (where `finally` blocks never run). Each hook runs once, newest first, synchronously.
+// Cleanup that must happen however a bench or test ends: normal exit, an exception, or
+// Ctrl-C/SIGTERM (where `finally` blocks never run). Each hook runs once, newest first, synchronously.
 const hooks = new Set<() => void>();
 let installed = false;
 

@@ -1,0 +1,75 @@
+// Which requests go through an HTTP proxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, either case), decided
+// here for both clients: fetch and our HTTP/1.1 client, which speaks only directly.
+//
+// Bun's fetch reads those variables by itself on every request, with rules of its own: it proxies
+// loopback, and its NO_PROXY wins even over an explicit `proxy` option. Two deciders would send a
+// store's small reads one way and its large ones the other. So takeProxyEnv() moves the variables
+// out of process.env once, at start; every fetch() then gets `proxy` from proxyOf(), and
+// proxyEnvVars() hands the variables on to the programs we start (the NBD daemon, the shell).
+
+/** The proxy a URL goes through, and the variable that named it (for messages). */
+export interface Via {
+  url: string;
+  variable: string;
+}
+
+export interface ProxySettings {
+  http: Via | null;
+  https: Via | null;
+  /** NO_PROXY entries, lower case, without ports: host, .domain or domain, or "*" */
+  noProxy: string[];
+  /** the variables as they were set, to hand on to child processes */
+  vars: Record<string, string>;
+}
+
+const NAMES = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"] as const;
+
+/** Parses the proxy variables of an environment (the upper-case name wins, as in curl). */
+export function readProxyEnv(env: Record<string, string | undefined>): ProxySettings {
+  const vars: Record<string, string> = {};
+  for (const n of NAMES) if (env[n]) vars[n] = env[n]!;
+  const pick = (upper: string, lower: string): Via | null =>
+    vars[upper] ? { url: vars[upper]!, variable: upper } : vars[lower] ? { url: vars[lower]!, variable: lower } : null;
+  const noProxy = (vars.NO_PROXY ?? vars.no_proxy ?? "")
+    .split(",")
+    .map((x) => x.trim().toLowerCase().replace(/:\d+$/, ""))
+    .filter(Boolean);
+  return { http: pick("HTTP_PROXY", "http_proxy"), https: pick("HTTPS_PROXY", "https_proxy"), noProxy, vars };
+}
+
+let current: ProxySettings = readProxyEnv({});
+
+/** Reads the proxy variables once and removes them from `env`, so that only proxyOf() decides. */
+export function takeProxyEnv(env: Record<string, string | undefined> = process.env): ProxySettings {
+  current = readProxyEnv(env);
+  for (const n of NAMES) delete env[n];
+  return current;
+}
+
+/** The proxy variables taken at start, for the environment of a program we start. */
+export const proxyEnvVars = (): Record<string, string> => ({ ...current.vars });
+
+/** The proxy for this URL, or null to connect directly. Loopback is never proxied (as in Go's
+ *  net/http: a local server behind a remote proxy is never what is meant); nor what NO_PROXY lists. */
+export function proxyOf(url: string, s: ProxySettings = current): Via | null {
+  const via = url.startsWith("https:") ? s.https : url.startsWith("http:") ? s.http : null;
+  if (!via) return null;
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  } catch {
+    return null;
+  }
+  if (host === "localhost" || host === "::1" || /^127\./.test(host)) return null;
+  for (const e of s.noProxy) if (e === "*" || host === e.replace(/^\./, "") || host.endsWith(e.startsWith(".") ? e : `.${e}`)) return null;
+  return via;
+}
+
+/** "proxy HOST:PORT (HTTPS_PROXY)": who a message should blame when a proxied request failed. */
+export function describeVia(via: Via): string {
+  let where = via.url;
+  try {
+    where = new URL(via.url).host;
+  } catch {}
+  return `proxy ${where} (${via.variable})`;
+}

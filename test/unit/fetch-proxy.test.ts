@@ -1,0 +1,60 @@
+// Which URLs go through a proxy (pure logic; test/e2e/proxy.test.ts sends real requests through
+// tinyproxy), and that the variables leave process.env once taken, so Bun's fetch cannot decide
+// differently on its own.
+import { afterEach, expect, test } from "bun:test";
+import { describeVia, proxyEnvVars, proxyOf, readProxyEnv, takeProxyEnv } from "../../src/fetch/proxy.ts";
+
+const via = (url: string, env: Record<string, string>) => proxyOf(url, readProxyEnv(env));
+
+test("the variable for the URL's scheme names the proxy, the upper-case one first", () => {
+  expect(via("https://h/x", {})).toBeNull();
+  expect(via("https://h/x", { HTTPS_PROXY: "http://proxy:3128" })).toEqual({ url: "http://proxy:3128", variable: "HTTPS_PROXY" });
+  expect(via("https://h/x", { https_proxy: "http://p2:3128" })).toEqual({ url: "http://p2:3128", variable: "https_proxy" });
+  expect(via("https://h/x", { HTTPS_PROXY: "http://p1:1", https_proxy: "http://p2:2" })?.variable).toBe("HTTPS_PROXY");
+  expect(via("https://h/x", { HTTP_PROXY: "http://proxy:3128" })).toBeNull(); // http's only
+  expect(via("http://h/x", { http_proxy: "http://proxy:3128" })?.url).toBe("http://proxy:3128");
+  expect(via("http://h/x", { HTTP_PROXY: "" })).toBeNull();
+  expect(via("ftp://h/x", { HTTP_PROXY: "http://proxy:3128" })).toBeNull();
+  expect(via("not a url", { HTTP_PROXY: "http://proxy:3128" })).toBeNull();
+});
+
+test("loopback never goes through a proxy, nor what NO_PROXY lists", () => {
+  const P = { HTTPS_PROXY: "http://proxy:3128", NO_PROXY: "internal.example, .corp.example,10.0.0.5:8080" };
+  for (const direct of ["https://127.0.0.1:8443/x", "https://127.1.2.3/x", "https://localhost/x", "https://[::1]/x", "https://internal.example/x", "https://a.internal.example/x", "https://b.corp.example/x", "https://10.0.0.5/x", "https://INTERNAL.example/x"])
+    expect([direct, via(direct, P)]).toEqual([direct, null]);
+  for (const proxied of ["https://notinternal.example/x", "https://cdn.example/x", "https://corp.example.net/x", "https://10.0.0.50/x"])
+    expect([proxied, via(proxied, P)?.url]).toEqual([proxied, "http://proxy:3128"]);
+  expect(via("https://cdn.example/x", { ...P, NO_PROXY: "*" })).toBeNull();
+  expect(via("https://cdn.example/x", { HTTPS_PROXY: "http://proxy:3128", no_proxy: "cdn.example" })).toBeNull();
+});
+
+test("a message names the proxy's host and the variable, never its password", () => {
+  expect(describeVia({ url: "http://user:secret@proxy.corp:3128", variable: "HTTPS_PROXY" })).toBe("proxy proxy.corp:3128 (HTTPS_PROXY)");
+});
+
+const saved = { ...process.env };
+afterEach(() => {
+  for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+  Object.assign(process.env, saved);
+  takeProxyEnv({}); // back to "no proxy"
+});
+
+test("takeProxyEnv removes the variables from the environment and keeps them for child processes", async () => {
+  const env: Record<string, string | undefined> = { HTTP_PROXY: "http://p:1", no_proxy: "x.example", PATH: "/bin" };
+  takeProxyEnv(env);
+  expect(env).toEqual({ PATH: "/bin" });
+  expect(proxyEnvVars()).toEqual({ HTTP_PROXY: "http://p:1", no_proxy: "x.example" });
+  expect(proxyOf("http://y.example/")?.url).toBe("http://p:1");
+  expect(proxyOf("http://x.example/")).toBeNull();
+
+  // Why: with the variable still set, Bun's fetch would send a loopback request to a dead proxy.
+  const srv = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("direct") });
+  try {
+    process.env.HTTP_PROXY = "http://127.0.0.1:1";
+    takeProxyEnv();
+    expect(process.env.HTTP_PROXY).toBeUndefined();
+    expect(await (await fetch(`http://127.0.0.1:${srv.port}/`, { proxy: proxyOf(`http://127.0.0.1:${srv.port}/`)?.url })).text()).toBe("direct");
+  } finally {
+    srv.stop(true);
+  }
+});
