@@ -7,6 +7,7 @@ import { emit, enableJsonEvents } from "./events.ts";
 import { forbidExit, startReaper } from "./pid1.ts";
 import { oneLine } from "../sys/errors.ts";
 import { mount } from "../sys/ffi.ts";
+import { useNetrcFile } from "../fetch/netrc.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 function kernelUptime(): number {
@@ -142,6 +143,8 @@ export async function runAgent() {
   // Extra CA certificates built into the initramfs (`--file ca.pem:/etc/inetboot/ca.pem`) are
   // trusted by every HTTPS fetch, in the agent and in the NBD daemon it starts.
   if (existsSync("/etc/inetboot/ca.pem")) process.env.INETBOOT_CA_FILE ??= "/etc/inetboot/ca.pem";
+  // Store passwords kept out of the kernel command line (`--file netrc:/etc/inetboot/netrc`).
+  if (existsSync("/etc/inetboot/netrc")) process.env.INETBOOT_NETRC ??= "/etc/inetboot/netrc";
   enableJsonEvents(plan.logJson);
   emit("agent.start", { version: pkg.version, uptime: kernelUptime(), pid: process.pid, cmdline }, `inetboot ${pkg.version} starting`);
   for (const w of plan.warnings) emit("warning", { message: w }, w);
@@ -151,6 +154,7 @@ export async function runAgent() {
       prepareFilesystems();
       startReaper();
     }
+    useNetrcFile(process.env.INETBOOT_NETRC); // a malformed file: one line and the shell, before any request
     await loadModules(plan);
     const net = await bringUpNetwork(plan);
     const cache = await openCache(plan);

@@ -3,6 +3,8 @@
 // are collected from the raw arguments: citty keeps only the last. Pure: tested in
 // test/unit/cli-options.test.ts.
 import { UserError } from "../sys/errors.ts";
+import { useNetrcFile } from "../fetch/netrc.ts";
+import { useCaFile } from "../fetch/trust.ts";
 
 export interface OptionDef {
   type?: string;
@@ -69,3 +71,19 @@ export const CA_OPTION = {
   type: "string",
   description: "PEM file of extra CA certificates to trust for https:// (besides Bun's built-in ones; env INETBOOT_CA_FILE)",
 } as const;
+
+/** `--netrc FILE`, the same in every command that may read a store or file over HTTP (applied with
+ *  useNetrcFile in src/fetch/netrc.ts). */
+export const NETRC_OPTION = {
+  type: "string",
+  description: "netrc file with the user and password for each host (machine HOST login USER password PASS; env INETBOOT_NETRC), instead of USER:PASSWORD@ in URLs",
+} as const;
+
+/** The options of every command that reads URLs: `--ca` and `--netrc`. */
+export const URL_OPTIONS = { ca: CA_OPTION, netrc: NETRC_OPTION } as const;
+
+/** Applies `--ca` and `--netrc` for this process; a bad file is an error before any request. */
+export function useUrlOptions(a: { ca?: unknown; netrc?: unknown }): void {
+  useCaFile(a.ca as string | undefined);
+  useNetrcFile(a.netrc as string | undefined);
+}

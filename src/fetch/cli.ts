@@ -10,12 +10,14 @@ import { join } from "node:path";
 import { UserError } from "../sys/errors.ts";
 import { consoleProgress } from "./progress.ts";
 import { fetchFile } from "./fetch.ts";
+import { useNetrcFile } from "./netrc.ts";
 
 export interface FetchCliArgs {
   url: string;
   out?: string;
   sha256?: string;
   ca?: string;
+  netrc?: string;
   timeout?: string;
   deadline?: string;
   retries?: string;
@@ -30,6 +32,7 @@ function num(name: string, v: string | undefined, dflt: number): number {
 }
 
 export async function runFetchCli(a: FetchCliArgs): Promise<void> {
+  useNetrcFile(a.netrc);
   const timeoutMs = num("timeout", a.timeout, 30) * 1000;
   const deadlineS = a.deadline === undefined ? undefined : num("deadline", a.deadline, 0);
   const retries = Math.floor(num("retries", a.retries, 3));

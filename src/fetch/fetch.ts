@@ -11,6 +11,7 @@ import { ofetch } from "ofetch";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 import { classifyTransportError, FetchError, redactUrl } from "./errors.ts";
 import type { FetchProgress } from "./progress.ts";
+import { authorize } from "./netrc.ts";
 import { describeVia, proxyOf } from "./proxy.ts";
 import { tlsOptions } from "./trust.ts";
 import { concatBytes } from "../sys/bytes.ts";
@@ -192,7 +193,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
       arm();
       let res: Response;
       try {
-        res = await ofetch.raw(url, {
+        res = await ofetch.raw(authorize(url), {
           method: "GET",
           headers,
           responseType: "stream",

@@ -74,6 +74,8 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
   process.on("SIGHUP", () => {});
   keepServingThroughBugs(say);
   try {
+    // read now: switch_root deletes the initramfs' /etc/inetboot/netrc soon after we start
+    (await import("../fetch/netrc.ts")).useNetrcFile(process.env.INETBOOT_NETRC);
     const { openSource } = await import("../store/open.ts");
     const { evictionLine } = await import("../store/cache-room.ts");
     const { startNbdServer } = await import("./server.ts");

@@ -152,7 +152,7 @@ export interface Nginx {
 }
 
 /** nginx.conf for a foreground, single-process nginx serving `root`, everything kept in workDir. */
-export function nginxConfig(o: { workDir: string; root: string; listen: string; accessLog: string; logFormat: string; tls?: NginxTls }): string {
+export function nginxConfig(o: { workDir: string; root: string; listen: string; accessLog: string; logFormat: string; tls?: NginxTls; server?: string }): string {
   const w = o.workDir;
   const tmp = `${w}/tmp`;
   return `daemon off;
@@ -176,7 +176,7 @@ http {
   scgi_temp_path ${tmp};
   server {
     listen ${o.listen}${o.tls ? ` ssl;\n    ssl_certificate ${o.tls.cert};\n    ssl_certificate_key ${o.tls.key}` : ""};
-    root ${o.root};
+    root ${o.root};${o.server ? `\n    ${o.server}` : ""}
   }
 }
 `;
@@ -188,17 +188,25 @@ export interface NginxTls {
   key: string;
 }
 
+/** Where and how startNginx's server runs besides root, port and TLS. */
+export interface NginxMore {
+  /** listen on this address instead of 127.0.0.1, run by `exec` (inside a network namespace) */
+  host?: string;
+  exec?: string[];
+  /** more directives for the server block (auth_basic ...) */
+  server?: string;
+}
+
 /** Debian's nginx serving `root` on a loopback port, one access-log line per request (ending in
- *  the client's address); https:// with `tls`; `at` puts it on another address, run by `exec`
- *  (inside a network namespace). */
-export async function startNginx(root: string, workDir: string, port = freePort(), tls?: NginxTls, at?: { host: string; exec: string[] }): Promise<Nginx> {
+ *  the user, if any, and the client's address); https:// with `tls`. */
+export async function startNginx(root: string, workDir: string, port = freePort(), tls?: NginxTls, at: NginxMore = {}): Promise<Nginx> {
   mkdirSync(join(workDir, "tmp"), { recursive: true });
   const log = join(workDir, "access.log");
   writeFileSync(log, "");
   const conf = join(workDir, "nginx.conf");
-  const host = at?.host ?? "127.0.0.1";
-  writeFileSync(conf, nginxConfig({ workDir, root, listen: `${host}:${port}`, accessLog: log, logFormat: `'"$request" $status $body_bytes_sent $remote_addr'`, tls }));
-  const proc = Bun.spawn([...(at?.exec ?? []), "nginx", "-p", workDir, "-c", conf], { stderr: "pipe", stdout: "ignore", stdin: "ignore" });
+  const host = at.host ?? "127.0.0.1";
+  writeFileSync(conf, nginxConfig({ workDir, root, listen: `${host}:${port}`, accessLog: log, logFormat: `'"$request" $status $body_bytes_sent $remote_user $remote_addr'`, tls, server: at.server }));
+  const proc = Bun.spawn([...(at.exec ?? []), "nginx", "-p", workDir, "-c", conf], { stderr: "pipe", stdout: "ignore", stdin: "ignore" });
   const url = `${tls ? "https" : "http"}://${host}:${port}/`;
   for (let i = 0; ; i++) {
     // (readiness only: the tests check the certificate themselves)

@@ -1,6 +1,7 @@
 // `inetboot fetch URL`: download and verify one file over HTTP(S) (see src/fetch/cli.ts).
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
+import { NETRC_OPTION } from "../options.ts";
 import { runFetchCli, type FetchCliArgs } from "../../fetch/cli.ts";
 
 export default defineCommand({
@@ -19,6 +20,7 @@ export default defineCommand({
     },
     sha256: { type: "string", description: "expected sha256 (hex); a mismatch fails and keeps nothing" },
     ca: { type: "string", description: "PEM file of extra CA certificates to trust" },
+    netrc: NETRC_OPTION,
     timeout: { type: "string", description: "fail an attempt after S seconds without data (default 30)" },
     deadline: { type: "string", description: "give up after S seconds overall (default none)" },
     retries: { type: "string", description: "retries for transient errors (default 3)" },

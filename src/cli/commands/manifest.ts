@@ -2,8 +2,7 @@
 // (--check) verify one the way the agent does and print its entries.
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
-import { CA_OPTION, collectRepeated } from "../options.ts";
-import { useCaFile } from "../../fetch/trust.ts";
+import { CA_OPTION, collectRepeated, NETRC_OPTION, useUrlOptions } from "../options.ts";
 
 export default defineCommand({
   meta: { name: "manifest", description: "Build a boot manifest (one entry per run; --add-to appends), or --check one as the agent would" },
@@ -33,12 +32,13 @@ export default defineCommand({
     now: { type: "string", description: "With --check: the time to check expiry against (ISO)" },
     json: { type: "boolean", description: "With --check: print the verified manifest as JSON" },
     ca: { ...CA_OPTION, description: `With --check: ${CA_OPTION.description}` },
+    netrc: { ...NETRC_OPTION, description: `With --check: ${NETRC_OPTION.description}` },
   },
   async run(ctx) {
     await guarded(async (a: typeof ctx.args) => {
       const cli = await import("../../manifest/cli.ts");
       if (a.check !== undefined) {
-        useCaFile(a.ca as string | undefined);
+        useUrlOptions(a);
         await cli.runCheck(a.check, {
           sig: a.sig,
           trust: collectRepeated(ctx.rawArgs, "trust"),

@@ -1,7 +1,6 @@
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
-import { CA_OPTION, collectRepeated } from "../options.ts";
-import { useCaFile } from "../../fetch/trust.ts";
+import { collectRepeated, URL_OPTIONS, useUrlOptions } from "../options.ts";
 
 export default defineCommand({
   meta: { name: "nbd", description: "Serve a disk image, block store or image URL over NBD" },
@@ -17,12 +16,12 @@ export default defineCommand({
     "cow-file": { type: "string", description: "copy-on-write overlay in this local sparse file (implies --cow)" },
     name: { type: "string", default: "", description: "export name" },
     timeout: { type: "string", description: "seconds before a read no mirror answers fails with EIO (default 30)" },
-    ca: CA_OPTION,
+    ...URL_OPTIONS,
   },
   async run(ctx) {
     const a = ctx.args as Record<string, string | boolean | undefined>;
     await guarded(async () => {
-      useCaFile(a.ca as string | undefined);
+      useUrlOptions(a);
       const { runNbd } = await import("../../nbd/cli.ts");
       await runNbd({
         source: String(a.source),

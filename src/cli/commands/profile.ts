@@ -2,8 +2,7 @@
 // next to a store's index so later boots prefetch the chunks it lists (docs/prefetch.md).
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
-import { CA_OPTION } from "../options.ts";
-import { useCaFile } from "../../fetch/trust.ts";
+import { URL_OPTIONS, useUrlOptions } from "../options.ts";
 
 const extract = defineCommand({
   meta: { name: "extract", description: "Rebuild the profile a boot printed on its console; write it next to STORE's index and/or to --out" },
@@ -35,10 +34,10 @@ const show = defineCommand({
   args: {
     spec: { type: "positional", required: true, description: "store directory, NAME.index, store URL, or a .profile file" },
     entries: { type: "boolean", description: "also list every entry (chunk number, ms)" },
-    ca: CA_OPTION,
+    ...URL_OPTIONS,
   },
   run: guarded(async (a: { spec: string; entries?: boolean; ca?: string }) => {
-    useCaFile(a.ca);
+    useUrlOptions(a);
     await (await import("../../store/profile-cli.ts")).runProfileShow(a.spec, { entries: a.entries });
   }),
 });

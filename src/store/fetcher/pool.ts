@@ -8,6 +8,7 @@ import { Http1Client } from "./http1.ts";
 import { describeTransportError, redactUrls, tlsFailure } from "../../fetch/errors.ts";
 import { tlsOptions } from "../../fetch/trust.ts";
 import { describeVia, proxyOf } from "../../fetch/proxy.ts";
+import { authorize, netrcFileFor } from "../../fetch/netrc.ts";
 
 export class HttpError extends Error {
   constructor(
@@ -40,6 +41,8 @@ function statusReason(status: number, url: string): string {
   if (status !== 401) return `HTTP ${status}`;
   // (some proxies, tinyproxy among them, answer wrong proxy credentials with 401, not 407)
   if (via) return `HTTP 401: the server, or the ${describeVia(via)}, refused the request's user and password`;
+  const netrc = netrcFileFor(url);
+  if (netrc) return `HTTP 401: the server refused the user and password for ${new URL(url).hostname} in ${netrc}`;
   return redactUrls(url) !== url ? "HTTP 401: the server refused the user and password in the URL" : "HTTP 401: the server wants a user and password (put USER:PASSWORD@ before the host in the URL)";
 }
 
@@ -100,13 +103,14 @@ export class HttpPool {
     // decrypts and copies every body, and becomes the bottleneck; raw image over https 0.66 s
     // instead of 0.79)
     const proxy = proxyOf(url)?.url;
+    const target = authorize(url); // (the password stays out of `url`, which messages show)
     if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url) && !proxy) {
-      const r = await this.http1.request(url, { headers, signal: sig, wantBody: (st) => st === expect });
+      const r = await this.http1.request(target, { headers, signal: sig, wantBody: (st) => st === expect });
       // Redirects are rare for chunk GETs: let fetch follow them.
       if (!(r.status >= 300 && r.status < 400 && r.headers.has("location")))
         return { status: r.status, header: (n) => r.headers.get(n) ?? null, body: r.body };
     }
-    const res = await fetch(url, { headers, signal: sig, redirect: "follow", tls: tlsOptions(), proxy });
+    const res = await fetch(target, { headers, signal: sig, redirect: "follow", tls: tlsOptions(), proxy });
     if (res.status !== expect) {
       await res.body?.cancel().catch(() => {});
       return { status: res.status, header: (n) => res.headers.get(n), body: new Uint8Array(0) };
@@ -169,7 +173,7 @@ export class HttpPool {
     this.requests++;
     let res: Response;
     try {
-      res = await fetch(url, { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: tlsOptions(), proxy: proxyOf(url)?.url });
+      res = await fetch(authorize(url), { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: tlsOptions(), proxy: proxyOf(url)?.url });
     } catch (e) {
       if (head.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
       throw transportError(url, e);
