@@ -95,7 +95,7 @@ export function tlsFailure(err: unknown, url: string): string | null {
 }
 
 // A private CA is the usual cause: say how to trust one.
-const PASS_CA = "pass its CA with --ca FILE; a boot trusts /etc/inetboot/ca.pem in the initramfs";
+const PASS_CA = "pass its CA with --ca FILE; a boot trusts the one built in with inetboot initramfs --ca";
 
 function tlsReason(code: string, msg: string): string {
   if (code === "DEPTH_ZERO_SELF_SIGNED_CERT" || code === "SELF_SIGNED_CERT_IN_CHAIN") {

@@ -101,9 +101,9 @@ describe("https in the boot", () => {
   const MODULES = "virtio_net,virtio_pci,nbd,squashfs,overlay,loop";
   const guestUrl = () => `${nginx.url.replace("127.0.0.1", "10.0.2.2")}root/`;
 
-  test("an initramfs with the CA as /etc/inetboot/ca.pem boots the root from https://", async () => {
+  test("an initramfs with the CA (--ca: /etc/inetboot/ca.pem) boots the root from https://", async () => {
     run([BIN, "initramfs", "--out", initrd, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"),
-      "--modules", MODULES, "--with-busybox", "--file", `${ca}:/etc/inetboot/ca.pem`]);
+      "--modules", MODULES, "--with-busybox", "--ca", ca]);
     await withGuest({ initrd, append: `quiet inetboot.root=${guestUrl()}` }, async (g) => {
       await g.waitEvent("switch_root");
       await g.waitText(/ROOT-DONE/, 120_000);

@@ -87,7 +87,8 @@ describe("netrc on the host", () => {
     expect(performance.now() - t0).toBeLessThan(10_000); // not retried to the mirror deadline
     const badFile = join(dir, "netrc-bad");
     writeFileSync(badFile, "machine 127.0.0.1 username boot\n");
-    for (const args of [["info", `${nginx.url}store`], ["fetch", `${nginx.url}disk.img`, "--out", join(dir, "never")], ["nbd", `${nginx.url}store`, "--listen", `unix:${dir}/never.sock`]]) {
+    for (const args of [["info", `${nginx.url}store`], ["fetch", `${nginx.url}disk.img`, "--out", join(dir, "never")], ["nbd", `${nginx.url}store`, "--listen", `unix:${dir}/never.sock`],
+      ["initramfs", "--out", join(dir, "never.cpio")]]) {
       const bad = cli({}, ...args, "--netrc", badFile);
       expect(bad.code).toBe(1);
       expect(bad.err.trim()).toBe(`inetboot: netrc file ${badFile}: unknown word "username" (expected machine, default, login, password, account or macdef)`);
@@ -102,9 +103,9 @@ describe("netrc in the boot", () => {
   const MODULES = "virtio_net,virtio_pci,nbd,squashfs,overlay,loop";
   const guestUrl = () => `${nginx.url.replace("127.0.0.1", "10.0.2.2")}root/`;
 
-  test("/etc/inetboot/netrc in the initramfs: the root's URL carries no password and the boot reads it as the netrc's user", async () => {
+  test("initramfs --netrc puts it at /etc/inetboot/netrc: the root's URL carries no password and the boot reads it as the netrc's user", async () => {
     run([BIN, "initramfs", "--out", initrd, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"),
-      "--modules", MODULES, "--with-busybox", "--file", `${netrc}:/etc/inetboot/netrc`]);
+      "--modules", MODULES, "--with-busybox", "--netrc", netrc]);
     const from = nginx.lines().length;
     await withGuest({ initrd, append: `quiet inetboot.root=${guestUrl()}` }, async (g) => {
       await g.waitEvent("switch_root");

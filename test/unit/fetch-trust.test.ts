@@ -45,7 +45,7 @@ describe("tlsFailure", () => {
   const err = (code: string, message = "x") => Object.assign(new TypeError(message), { code });
   test("a refused certificate names the host and how to trust its CA", () => {
     expect(tlsFailure(err("UNABLE_TO_VERIFY_LEAF_SIGNATURE", "unable to verify the first certificate"), "https://10.0.2.2:8443/root/index")).toBe(
-      "TLS failure with 10.0.2.2: certificate issuer not trusted (pass its CA with --ca FILE; a boot trusts /etc/inetboot/ca.pem in the initramfs)",
+      "TLS failure with 10.0.2.2: certificate issuer not trusted (pass its CA with --ca FILE; a boot trusts the one built in with inetboot initramfs --ca)",
     );
     expect(tlsFailure(err("DEPTH_ZERO_SELF_SIGNED_CERT"), "https://h/x")).toMatch(/^TLS failure with h: self-signed certificate not trusted/);
     expect(tlsFailure(err("CERT_HAS_EXPIRED"), "https://h/x")).toBe("TLS failure with h: certificate has expired");

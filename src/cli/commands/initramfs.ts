@@ -4,7 +4,8 @@ import { guarded } from "../fail.ts";
 import { UserError } from "../../sys/errors.ts";
 import { collectRepeated } from "../options.ts";
 import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from "../../initramfs/sink.ts";
-
+import { readNetrcFile } from "../../fetch/netrc.ts";
+import { readCaFile } from "../../fetch/trust.ts";
 
 function mib(n: number): string {
   return `${(n / 1048576).toFixed(1)} MiB`;
@@ -21,6 +22,8 @@ export default defineCommand({
     modules: { type: "string", description: "Comma-separated kernel modules to include (dependencies are added)" },
     file: { type: "string", description: "Extra file or directory SRC:DEST (repeatable)" },
     trust: { type: "string", description: "Trusted manifest/script signing key KEY.pub (repeatable): /etc/inetboot/trusted/" },
+    ca: { type: "string", description: "PEM file of extra CAs the boot trusts for https:// (checked, installed as /etc/inetboot/ca.pem)" },
+    netrc: { type: "string", description: "netrc file with the store's user and password, kept off the kernel command line (checked, installed as /etc/inetboot/netrc)" },
     "allow-unsigned": { type: "boolean", description: "Let the agent accept unsigned manifests and scripts" },
     "with-busybox": { type: "boolean", description: "Add /bin/busybox (busybox-static) and /bin/sh" },
     "with-fsck-fat": { type: "boolean", description: "Add /usr/sbin/fsck.fat (dosfstools): repairs a FAT cache stick cut off while written" },
@@ -42,6 +45,15 @@ export default defineCommand({
         if (!/^\d+$/.test(String(args.level))) throw new UserError(`bad --level ${args.level}: use 1..19`);
       }
       const files = collectRepeated(ctx.rawArgs, "file");
+      // checked now: a typo in these would otherwise first show at boot
+      if (args.ca) {
+        readCaFile(args.ca);
+        files.push(`${args.ca}:/etc/inetboot/ca.pem`);
+      }
+      if (args.netrc) {
+        readNetrcFile(args.netrc);
+        files.push(`${args.netrc}:/etc/inetboot/netrc`);
+      }
       const say = (m: string) => process.stderr.write(`inetboot initramfs: ${m}\n`);
       let lastShown = Date.now();
       const r = await buildInitramfs({
