@@ -103,7 +103,7 @@ describe("through a proxy on the host", () => {
     }
   }
 
-  test("info, verify and fetch go through the proxy; NO_PROXY sends them directly", () => {
+  test("info, verify and fetch go through the proxy; NO_PROXY (here an address range) sends them directly", () => {
     for (const server of [http, https]) {
       const env = { HTTP_PROXY: proxy, HTTPS_PROXY: proxy };
       let from = server.lines().length;
@@ -115,7 +115,7 @@ describe("through a proxy on the host", () => {
       expect(Object.keys(clients(server, from))).toEqual([net.nsIp]);
 
       from = server.lines().length;
-      expect(cli({ ...env, NO_PROXY: `example.org,${net.nsIp}` }, "info", `${server.url}store`, "--ca", ca).code).toBe(0);
+      expect(cli({ ...env, NO_PROXY: "example.org,10.214.0.0/16" }, "info", `${server.url}store`, "--ca", ca).code).toBe(0);
       expect(Object.keys(clients(server, from))).toEqual([net.hostIp]);
     }
   }, T);

@@ -28,6 +28,14 @@ test("loopback never goes through a proxy, nor what NO_PROXY lists", () => {
   expect(via("https://cdn.example/x", { HTTPS_PROXY: "http://proxy:3128", no_proxy: "cdn.example" })).toBeNull();
 });
 
+test("NO_PROXY address ranges and entries with ports, IPv4 and IPv6", () => {
+  const P = { HTTP_PROXY: "http://proxy:3128", NO_PROXY: "10.0.0.0/8, fd00::/8, [2001:db8::1]:443, 192.168.1.7:80, bad/99" };
+  for (const direct of ["http://10.1.2.3/x", "http://10.255.0.1:8080/x", "http://[fd12::1]/x", "http://[2001:db8::1]/x", "http://192.168.1.7/x"])
+    expect([direct, via(direct, P)]).toEqual([direct, null]);
+  for (const proxied of ["http://11.0.0.1/x", "http://[fe80::1]/x", "http://[2001:db8::2]/x", "http://192.168.1.8/x", "http://10.example/x"])
+    expect([proxied, via(proxied, P)?.url]).toEqual([proxied, "http://proxy:3128"]);
+});
+
 test("a message names the proxy's host and the variable, never its password", () => {
   expect(describeVia({ url: "http://user:secret@proxy.corp:3128", variable: "HTTPS_PROXY" })).toBe("proxy proxy.corp:3128 (HTTPS_PROXY)");
 });
