@@ -8,6 +8,7 @@ import { forbidExit, startReaper } from "./pid1.ts";
 import { oneLine } from "../sys/errors.ts";
 import { mount } from "../sys/ffi.ts";
 import { useNetrcFile } from "../fetch/netrc.ts";
+import { describeVia, proxySettings, type Via } from "../fetch/proxy.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 function kernelUptime(): number {
@@ -79,7 +80,15 @@ async function bringUpNetwork(plan: BootPlan) {
     emit("handoff", { from: h.from, iface: h.net?.iface ?? null, mirrors: h.mirrors }, `handoff from ${h.from}`);
     for (const m of h.mirrors) if (!plan.mirrors.includes(m)) plan.mirrors.push(m);
   }
-  return setupNetwork({ ...plan, handoff: h?.net ?? undefined });
+  const net = await setupNetwork({ ...plan, handoff: h?.net ?? undefined });
+  // HTTP_PROXY= and friends on the kernel command line: say where requests will go
+  const p = proxySettings();
+  if (p.http || p.https) {
+    const via = (v: Via | null) => (v ? describeVia(v).replace(/^proxy /, "") : null);
+    emit("net.proxy", { http: via(p.http), https: via(p.https), noProxy: p.vars.NO_PROXY ?? p.vars.no_proxy ?? null },
+      `proxy: ${[p.http && `http:// through ${via(p.http)}`, p.https && `https:// through ${via(p.https)}`].filter(Boolean).join(", ")}`);
+  }
+  return net;
 }
 
 /** A USB mass-storage interface (class 08) has enumerated: its disk is on the way. */

@@ -55,6 +55,9 @@ export function takeProxyEnv(env: Record<string, string | undefined> = process.e
   return current;
 }
 
+/** The settings taken at start. */
+export const proxySettings = (): ProxySettings => current;
+
 /** The proxy variables taken at start, for the environment of a program we start. */
 export const proxyEnvVars = (): Record<string, string> => ({ ...current.vars });
 

@@ -189,6 +189,8 @@ describe("through a proxy in the boot", () => {
   test("HTTP_PROXY on the kernel command line: the agent and its NBD daemon fetch the root through the proxy", async () => {
     const from = http.lines().length;
     await withGuest({ append: `quiet inetboot.root=${http.url}root/ HTTP_PROXY=${proxy}` }, async (g) => {
+      // (the event documents the route; the nginx log below proves it)
+      expect(await g.waitEvent("net.proxy")).toMatchObject({ http: `${net.nsIp}:${PROXY_PORT} (HTTP_PROXY)`, https: null, noProxy: null });
       await g.waitEvent("switch_root");
       await g.waitText(/ROOT-DONE/, 120_000);
       // the booted system read its data file through NBD, the fetcher and the proxy
