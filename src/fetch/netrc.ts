@@ -7,7 +7,7 @@
 // /etc/inetboot/netrc; the NBD daemon inherits it and reads the file before switch_root). Applied
 // to each request's URL at the moment it is sent, so messages and logs never carry the password.
 import { readFileSync } from "node:fs";
-import { UserError } from "../sys/errors.ts";
+import { readFailure, UserError } from "../sys/errors.ts";
 
 export interface NetrcEntry {
   /** lower-case host name; null for `default` (any host) */
@@ -88,8 +88,7 @@ export function readNetrcFile(file: string): NetrcEntry[] {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`netrc file ${file}: ${code === "ENOENT" ? "no such file" : code ?? (e as Error).message}`);
+    throw new UserError(`netrc file ${file}: ${readFailure(e)}`);
   }
   try {
     return parseNetrc(text);

@@ -5,7 +5,7 @@
 // same set.
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
-import { UserError } from "../sys/errors.ts";
+import { readFailure, UserError } from "../sys/errors.ts";
 
 let chosen: string | undefined;
 let loaded: { file: string; tls: { ca: string[] } } | null = null;
@@ -16,8 +16,7 @@ export function readCaFile(file: string): string {
   try {
     pem = readFileSync(file, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`CA file ${file}: ${code === "ENOENT" ? "no such file" : code ?? (e as Error).message}`);
+    throw new UserError(`CA file ${file}: ${readFailure(e)}`);
   }
   if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new UserError(`CA file ${file}: no PEM certificate in it`);
   return pem;

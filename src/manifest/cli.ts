@@ -7,7 +7,7 @@ import { authorize } from "../fetch/netrc.ts";
 import { proxyOf } from "../fetch/proxy.ts";
 import { tlsOptions } from "../fetch/trust.ts";
 import { writeAtomic } from "../store/atomic.ts";
-import { UserError } from "../sys/errors.ts";
+import { readFailure, UserError } from "../sys/errors.ts";
 import { addEntry, buildEntry, newManifest, parseExpires, type UrlStyle } from "./build.ts";
 import { ManifestError } from "./errors.ts";
 import { formatPrivateKey, formatPublicKey, generateKeyPair, loadTrustedKeys, publicKeyOf, readPrivateKeyFile, readPublicKeyFile, type PublicKey } from "./keys.ts";
@@ -23,8 +23,7 @@ function readBytes(path: string, what: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read ${what} ${path}: ${code === "ENOENT" ? "no such file" : (code ?? (e as Error).message)}`);
+    throw new UserError(`cannot read ${what} ${path}: ${readFailure(e)}`);
   }
 }
 

@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { KeyError } from "./errors.ts";
+import { readFailure } from "../sys/errors.ts";
 import { generate, publicFromSeed } from "./ed25519.ts";
 
 export const PUBLIC_TAG = "inetboot-ed25519-public";
@@ -96,8 +97,7 @@ function readText(path: string, what: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new KeyError(`cannot read ${what} ${path}: ${code === "ENOENT" ? "no such file" : (code ?? (e as Error).message)}`);
+    throw new KeyError(`cannot read ${what} ${path}: ${readFailure(e)}`);
   }
 }
 

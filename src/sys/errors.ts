@@ -7,6 +7,12 @@ export class UserError extends Error {
   }
 }
 
+/** Why reading a file failed, in words ("no such file"), else its errno code or message. */
+export function readFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "ENOENT" ? "no such file" : (code ?? (e as Error).message);
+}
+
 /** Why a listen/bind failed, in words ("address already in use"), else the error's message. */
 export function listenFailure(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;

@@ -8,21 +8,19 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { withGuest } from "../lib/qemu.ts";
 import { expectRescueShell } from "../lib/rescue.ts";
-import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
-import { makeExt4Image, ROOT, sha, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
+import type { BusyboxRoot } from "../lib/roots.ts";
+import { BIN, buildRootInitrd, stageWww } from "../lib/http-fixtures.ts";
+import { sha, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
 import { run } from "../lib/sh.ts";
 import { scratch } from "../lib/tmp.ts";
 import { makeTestCertificates, type TestCertificates } from "../lib/tls.ts";
 
 const T = 240_000;
-const BIN = join(ROOT, "build/inetboot");
-const BUILD = join(ROOT, "build");
 const dir = scratch("inetboot-https-");
 const www = join(dir, "www");
 let tls: TestCertificates;
 const ca = join(dir, "ca.pem");
 let nginx: Nginx;
-let imgPath: string;
 let img: Uint8Array;
 let root: BusyboxRoot;
 
@@ -34,12 +32,7 @@ function cli(...args: string[]) {
 
 beforeAll(async () => {
   tls = makeTestCertificates(dir, ["127.0.0.1", "10.0.2.2"]); // the host's and the guest's address of nginx
-  imgPath = makeExt4Image(dir, 24, ["/usr/bin/qemu-img", "/usr/bin/nbdinfo"]);
-  img = new Uint8Array(readFileSync(imgPath));
-  run([BIN, "pack", imgPath, join(www, "store")]);
-  run(["cp", imgPath, join(www, "disk.img")]);
-  root = buildBusyboxRoot({ fstype: "squashfs" });
-  run([BIN, "pack", root.image, join(www, "root")]);
+  ({ img, root } = stageWww(dir));
   nginx = await startNginx(www, join(dir, "nginx"), undefined, { cert: tls.cert, key: tls.key });
 }, T);
 afterAll(async () => {
@@ -98,12 +91,10 @@ describe("https on the host", () => {
 
 describe("https in the boot", () => {
   const initrd = join(dir, "initrd-ca.cpio.zst");
-  const MODULES = "virtio_net,virtio_pci,nbd,squashfs,overlay,loop";
   const guestUrl = () => `${nginx.url.replace("127.0.0.1", "10.0.2.2")}root/`;
 
   test("an initramfs with the CA (--ca: /etc/inetboot/ca.pem) boots the root from https://", async () => {
-    run([BIN, "initramfs", "--out", initrd, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"),
-      "--modules", MODULES, "--with-busybox", "--ca", ca]);
+    buildRootInitrd(initrd, "--ca", ca);
     await withGuest({ initrd, append: `quiet inetboot.root=${guestUrl()}` }, async (g) => {
       await g.waitEvent("switch_root");
       await g.waitText(/ROOT-DONE/, 120_000);

@@ -7,21 +7,19 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { withGuest } from "../lib/qemu.ts";
 import { expectRescueShell } from "../lib/rescue.ts";
-import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
-import { makeExt4Image, ROOT, sha, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
+import type { BusyboxRoot } from "../lib/roots.ts";
+import { BIN, buildRootInitrd, stageWww } from "../lib/http-fixtures.ts";
+import { sha, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
 import { run } from "../lib/sh.ts";
 import { scratch } from "../lib/tmp.ts";
 
 const T = 240_000;
-const BIN = join(ROOT, "build/inetboot");
-const BUILD = join(ROOT, "build");
 const dir = scratch("inetboot-netrc-");
 const www = join(dir, "www");
 const PASSWORD = "s3cret pw"; // a space: the netrc quotes it
 const netrc = join(dir, "netrc");
 let nginx: Nginx;
 let img: Uint8Array;
-let imgPath: string;
 let root: BusyboxRoot;
 
 function cli(env: Record<string, string>, ...args: string[]) {
@@ -33,12 +31,7 @@ function cli(env: Record<string, string>, ...args: string[]) {
 const users = (from: number) => [...new Set(nginx.lines().slice(from).map((l) => l.split(" ").at(-2)))];
 
 beforeAll(async () => {
-  imgPath = makeExt4Image(dir, 24, ["/usr/bin/qemu-img", "/usr/bin/nbdinfo"]);
-  img = new Uint8Array(readFileSync(imgPath));
-  run([BIN, "pack", imgPath, join(www, "store")]);
-  run(["cp", imgPath, join(www, "disk.img")]);
-  root = buildBusyboxRoot({ fstype: "squashfs" });
-  run([BIN, "pack", root.image, join(www, "root")]);
+  ({ img, root } = stageWww(dir));
   const hash = run(["openssl", "passwd", "-apr1", PASSWORD]).trim();
   writeFileSync(join(dir, "htpasswd"), `boot:${hash}\n`);
   nginx = await startNginx(www, join(dir, "nginx"), undefined, undefined, { server: `auth_basic "inetboot"; auth_basic_user_file ${dir}/htpasswd;` });
@@ -100,12 +93,10 @@ describe("netrc on the host", () => {
 
 describe("netrc in the boot", () => {
   const initrd = join(dir, "initrd-netrc.cpio.zst");
-  const MODULES = "virtio_net,virtio_pci,nbd,squashfs,overlay,loop";
   const guestUrl = () => `${nginx.url.replace("127.0.0.1", "10.0.2.2")}root/`;
 
   test("initramfs --netrc puts it at /etc/inetboot/netrc: the root's URL carries no password and the boot reads it as the netrc's user", async () => {
-    run([BIN, "initramfs", "--out", initrd, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"),
-      "--modules", MODULES, "--with-busybox", "--netrc", netrc]);
+    buildRootInitrd(initrd, "--netrc", netrc);
     const from = nginx.lines().length;
     await withGuest({ initrd, append: `quiet inetboot.root=${guestUrl()}` }, async (g) => {
       await g.waitEvent("switch_root");

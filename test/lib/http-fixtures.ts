@@ -1,0 +1,38 @@
+// What the HTTP end-to-end tests (https, netrc, proxy) serve and boot: a web root with a small
+// ext4 image as a store and as a raw image, a busybox root for QEMU boots, and an initramfs with
+// the agent and extra options (a CA, a netrc) for a network-root boot.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BUILD } from "./qemu.ts";
+import { buildBusyboxRoot, type BusyboxRoot } from "./roots.ts";
+import { makeExt4Image, ROOT } from "./servers.ts";
+import { run } from "./sh.ts";
+
+export const BIN = join(ROOT, "build/inetboot");
+
+export interface HttpFixtures {
+  /** the web root: store/ (the image packed), disk.img (the same image raw), root/ (the busybox root packed) */
+  www: string;
+  imgPath: string;
+  img: Uint8Array;
+  root: BusyboxRoot;
+}
+
+/** Stages `dir`/www with the built CLI. */
+export function stageWww(dir: string): HttpFixtures {
+  const www = join(dir, "www");
+  const imgPath = makeExt4Image(dir, 24, ["/usr/bin/qemu-img", "/usr/bin/nbdinfo"]);
+  run([BIN, "pack", imgPath, join(www, "store")]);
+  run(["cp", imgPath, join(www, "disk.img")]);
+  const root = buildBusyboxRoot({ fstype: "squashfs" });
+  run([BIN, "pack", root.image, join(www, "root")]);
+  return { www, imgPath, img: new Uint8Array(readFileSync(imgPath)), root };
+}
+
+/** An initramfs for booting a squashfs root over the network, plus `extra` options of
+ *  `inetboot initramfs` (--ca FILE, --netrc FILE). */
+export function buildRootInitrd(out: string, ...extra: string[]): string {
+  run([BIN, "initramfs", "--out", out, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"),
+    "--modules", "virtio_net,virtio_pci,nbd,squashfs,overlay,loop", "--with-busybox", ...extra]);
+  return out;
+}
