@@ -4,20 +4,25 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { withGuest } from "../lib/qemu.ts";
+import { ROOT, withGuest } from "../lib/qemu.ts";
 import { createTapNet, leasesText, serveInNetns, type TapNet } from "../lib/netns.ts";
 import { scratch } from "../lib/tmp.ts";
+import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
+import { run } from "../lib/sh.ts";
 
 const MAC = "52:54:00:12:34:77";
 let net: TapNet;
 let base: string;
+let root: BusyboxRoot;
 const payload = randomBytes(512 * 1024);
 const digest = createHash("sha256").update(payload).digest("hex");
 
 beforeAll(async () => {
-  net = await createTapNet({ mac: MAC, fixedIp: "10.99.0.57", hostname: "ibguest" });
+  net = await createTapNet({ mac: MAC, fixedIp: "10.99.0.57", hostname: "ibguest", dns: { "store.inetboot.test": "10.99.0.1" } });
   const dir = scratch("inetboot-www-");
   writeFileSync(join(dir, "file.bin"), payload);
+  root = buildBusyboxRoot({ fstype: "squashfs" });
+  run([join(ROOT, "build/inetboot"), "pack", root.image, join(dir, "root")]);
   base = await serveInNetns(net, dir);
 });
 afterAll(async () => {
@@ -46,9 +51,30 @@ test(
         expect(view).toMatch(/nameserver 10\.99\.0\.1/);
         expect(view).toMatch(/search inetboot\.test/);
         expect(view).toMatch(/ibguest/);
-        await g.shell(`fetch ${base}/file.bin /tmp/f.bin --sha256 ${digest}`, 120_000);
+        // by name: the agent's resolv.conf and the resolver work in the initramfs
+        await g.shell(`fetch ${base.replace("10.99.0.1", "store.inetboot.test")}/file.bin /tmp/f.bin --sha256 ${digest}`, 120_000);
         expect(await g.shell("sh -c 'sha256sum /tmp/f.bin'")).toContain(digest);
         g.send("poweroff");
+        expect(await g.exited).toBe(0);
+      },
+    );
+  },
+  240_000,
+);
+
+test(
+  "a root store named by host name: DHCP and DNS from dnsmasq, the NBD daemon resolves it too",
+  async () => {
+    await withGuest(
+      {
+        append: "quiet inetboot.root=http://store.inetboot.test:8080/root/",
+        wrap: net.exec,
+        net: ["-netdev", `tap,id=n0,ifname=${net.tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${MAC}`],
+      },
+      async (g) => {
+        await g.waitEvent("switch_root");
+        await g.waitText(/ROOT-DONE/, 120_000);
+        expect(g.output).toContain(`BIG-SHA256 ${root.sha256OfBig}`);
         expect(await g.exited).toBe(0);
       },
     );

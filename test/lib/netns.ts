@@ -23,7 +23,9 @@ export interface TapNet {
   stop(): Promise<void>;
 }
 
-export async function createTapNet(opts: { subnet?: string; mac: string; fixedIp: string; hostname: string }): Promise<TapNet> {
+/** `dns` makes dnsmasq also the namespace's DNS server, answering those names (and no others:
+ *  nothing is forwarded out). */
+export async function createTapNet(opts: { subnet?: string; mac: string; fixedIp: string; hostname: string; dns?: Record<string, string> }): Promise<TapNet> {
   const subnet = opts.subnet ?? "10.99.0";
   const ns = `ibtest${process.pid % 100000}${Math.floor(Math.random() * 1000)}`;
   const tap = "ibtap0";
@@ -47,7 +49,8 @@ export async function createTapNet(opts: { subnet?: string; mac: string; fixedIp
     sh([...exec, "ip", "link", "set", tap, "up"]);
     const dnsmasq = Bun.spawn(
       [
-        ...exec, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", `--interface=${tap}`, "--bind-interfaces",
+        ...exec, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", `--interface=${tap}`, "--bind-interfaces",
+        ...(opts.dns ? ["--no-resolv", "--no-hosts", ...Object.entries(opts.dns).map(([name, ip]) => `--address=/${name}/${ip}`)] : ["--port=0"]),
         `--dhcp-range=${subnet}.50,${subnet}.60,255.255.255.0,1h`, `--dhcp-option=option:router,${hostIp}`,
         `--dhcp-option=option:dns-server,${hostIp}`, "--dhcp-option=option:domain-name,inetboot.test",
         `--dhcp-host=${opts.mac},${opts.fixedIp},${opts.hostname}`, `--dhcp-leasefile=${net.leases}`, "--log-dhcp",
