@@ -170,9 +170,9 @@ async function probeHttp(
       if (loc.indexName !== DEFAULT_INDEX_NAME || spec.endsWith("/")) return { kind: "raw", urls: [] };
       return { kind: "raw", urls: [spec, ...mirrors] };
     }
-    // An untrusted certificate or refused credentials with no mirror to turn to is a setup error:
-    // say so now instead of retrying it until the deadline.
-    if (e instanceof HttpError && (e.tls || refusedStatus(e.status)) && bases.length === 1 && !offline) throw new UserError(`cannot fetch store index: ${e.message}`);
+    // An untrusted certificate, an unknown host name or refused credentials with no mirror to turn
+    // to is a setup error: say so now instead of retrying it until the deadline.
+    if (e instanceof HttpError && (e.final || refusedStatus(e.status)) && bases.length === 1 && !offline) throw new UserError(`cannot fetch store index: ${e.message}`);
     const cached = offline ? await loadCachedIndex(offline.cacheDir, primaryIndex) : null;
     if (cached) {
       // A cached index makes waiting out the deadline pointless: one pass over the mirrors, then

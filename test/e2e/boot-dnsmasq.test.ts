@@ -9,6 +9,7 @@ import { createTapNet, leasesText, serveInNetns, type TapNet } from "../lib/netn
 import { scratch } from "../lib/tmp.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "../lib/roots.ts";
 import { run } from "../lib/sh.ts";
+import { expectRescueShell } from "../lib/rescue.ts";
 
 const MAC = "52:54:00:12:34:77";
 let net: TapNet;
@@ -78,6 +79,20 @@ test(
         expect(await g.exited).toBe(0);
       },
     );
+  },
+  240_000,
+);
+
+test(
+  "a store name that does not exist: the agent says so at once and offers the rescue shell",
+  async () => {
+    const nic = ["-netdev", `tap,id=n0,ifname=${net.tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${MAC}`];
+    await withGuest({ append: "quiet inetboot.root=http://nosuch.inetboot.test:8080/root/", wrap: net.exec, net: nic }, async (g) => {
+      await g.waitEvent("net.up");
+      const t0 = performance.now();
+      await expectRescueShell(g, /DNS lookup failed for nosuch\.inetboot\.test/);
+      expect(performance.now() - t0).toBeLessThan(15_000); // not the 21 s mirror deadline of a boot
+    });
   },
   240_000,
 );

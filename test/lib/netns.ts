@@ -50,7 +50,10 @@ export async function createTapNet(opts: { subnet?: string; mac: string; fixedIp
     const dnsmasq = Bun.spawn(
       [
         ...exec, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", `--interface=${tap}`, "--bind-interfaces",
-        ...(opts.dns ? ["--no-resolv", "--no-hosts", ...Object.entries(opts.dns).map(([name, ip]) => `--address=/${name}/${ip}`)] : ["--port=0"]),
+        // (authoritative for the names' domains: another name there is NXDOMAIN, not "no upstream")
+        ...(opts.dns
+          ? ["--no-resolv", "--no-hosts", ...Object.entries(opts.dns).flatMap(([name, ip]) => [`--address=/${name}/${ip}`, `--local=/${name.replace(/^[^.]*\./, "")}/`])]
+          : ["--port=0"]),
         `--dhcp-range=${subnet}.50,${subnet}.60,255.255.255.0,1h`, `--dhcp-option=option:router,${hostIp}`,
         `--dhcp-option=option:dns-server,${hostIp}`, "--dhcp-option=option:domain-name,inetboot.test",
         `--dhcp-host=${opts.mac},${opts.fixedIp},${opts.hostname}`, `--dhcp-leasefile=${net.leases}`, "--log-dhcp",

@@ -99,8 +99,8 @@ describe("Http1Client over TLS", () => {
   test("HttpPool sends https through it: a refused certificate is flagged (the open fails at once)", async () => {
     delete process.env.INETBOOT_CA_FILE;
     const pool = new HttpPool({ timeoutMs: 2000 });
-    const e = (await errOf(pool.get(`https://127.0.0.1:${server.port}/x`))) as Error & { tls?: boolean };
-    expect(e.tls).toBe(true);
+    const e = (await errOf(pool.get(`https://127.0.0.1:${server.port}/x`))) as Error & { final?: boolean };
+    expect(e.final).toBe(true);
     expect(e.message).toContain("certificate issuer not trusted");
     pool.close();
   });

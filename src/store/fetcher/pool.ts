@@ -15,8 +15,9 @@ export class HttpError extends Error {
     readonly url: string,
     message: string,
     readonly status?: number,
-    /** the server's certificate was refused: waiting will not help, a CA file might */
-    readonly tls = false,
+    /** asking again will not help: the server's certificate was refused (a CA file might), or its
+     *  name does not exist */
+    readonly final = false,
   ) {
     super(`${redactUrls(url)}: ${message}`); // never a password in a message or log
     this.name = "HttpError";
@@ -26,13 +27,16 @@ export class HttpError extends Error {
 /** Refused for who we are (401, 403, a proxy's 407): asking again the same way will not help. */
 export const refusedStatus = (status: number | undefined) => status === 401 || status === 403 || status === 407;
 
-/** A request that failed before any response: a refused certificate is flagged, else the error's
- *  first line; through a proxy, in words that name it. */
+/** A request that failed before any response, in the words fetch's failures get (fetch/errors.ts):
+ *  a refused certificate or an unknown host name is final; through a proxy, the proxy is named. */
 function transportError(url: string, e: unknown): HttpError {
   const tls = tlsFailure(e, url);
+  if (tls) return new HttpError(url, tls, undefined, true);
   const via = proxyOf(url);
-  const d = via && !tls ? describeTransportError(e, new URL(url).host, describeVia(via)) : null;
-  return new HttpError(url, d?.detail ?? tls ?? (e as Error).message?.split("\n")[0] ?? String(e), d?.status, tls !== null);
+  const d = describeTransportError(e, new URL(url).hostname, via ? describeVia(via) : undefined);
+  // (an error without a known code keeps its own words: "connection closed before the response")
+  const why = d.kind === "net" && !via ? ((e as Error).message?.split("\n")[0] ?? String(e)) : d.detail;
+  return new HttpError(url, why, d.status, d.kind === "dns" && !d.transient);
 }
 
 function statusReason(status: number, url: string): string {
