@@ -107,8 +107,19 @@ export function encodeIndex(idx: StoreIndex): Uint8Array {
   return out;
 }
 
+/** The first words of `bytes` when they are printable text (an index starts with binary), else null. */
+function textStart(bytes: Uint8Array): string | null {
+  const head = bytes.subarray(0, 48);
+  if (head.length === 0 || !head.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127))) return null;
+  const words = new TextDecoder().decode(head).replace(/\s+/g, " ").trim();
+  return bytes.length > 48 ? `${words}…` : words;
+}
+
 /** Parses and checks an index; any inconsistency is an IndexError with one line saying what. */
 export function decodeIndex(bytes: Uint8Array): StoreIndex {
+  const text = textStart(bytes);
+  // a login page of a captive portal, a CDN's error page sent with 200
+  if (text !== null) throw new IndexError(`not a store index: the server sent text ("${text}"; a login or error page?)`);
   if (bytes.length < HEADER_LEN + DIGEST_LEN) throw new IndexError(`index too short (${bytes.length} bytes)`);
   for (let i = 0; i < INDEX_MAGIC.length; i++)
     if (bytes[i] !== INDEX_MAGIC[i]) throw new IndexError("not a store index (bad magic)");

@@ -75,7 +75,13 @@ describe("index codec", () => {
     }
     expect(() => decodeIndex(good.subarray(0, good.length - 1))).toThrow(/checksum|length/);
     expect(() => decodeIndex(new Uint8Array(10))).toThrow(/too short/);
-    expect(() => decodeIndex(new TextEncoder().encode("<html>not found</html>".padEnd(80)))).toThrow(/magic/);
+    // an HTML page sent with 200 (a captive portal's login, a CDN's error page), long or short
+    expect(() => decodeIndex(new TextEncoder().encode("<html>\n  <body>Please log in to the Wi-Fi</body>\n</html>\n".padEnd(80)))).toThrow(
+      'not a store index: the server sent text ("<html> <body>Please log in to the Wi-Fi</body>…"; a login or error page?)',
+    );
+    expect(() => decodeIndex(new TextEncoder().encode("Forbidden"))).toThrow('the server sent text ("Forbidden"; a login or error page?)');
+    const binary = new Uint8Array(80).fill(0xab);
+    expect(() => decodeIndex(binary)).toThrow(/bad magic/);
   });
 
   test("digest count must match the image size", () => {
