@@ -149,10 +149,10 @@ export async function runAgent() {
     consola.error(oneLine(e));
   }
   const plan = parsePlan(process.env.INETBOOT_CMDLINE ?? cmdline);
-  // Extra CA certificates built into the initramfs (`--file ca.pem:/etc/inetboot/ca.pem`) are
+  // Extra CA certificates built into the initramfs (`inetboot initramfs --ca`) are
   // trusted by every HTTPS fetch, in the agent and in the NBD daemon it starts.
   if (existsSync("/etc/inetboot/ca.pem")) process.env.INETBOOT_CA_FILE ??= "/etc/inetboot/ca.pem";
-  // Store passwords kept out of the kernel command line (`--file netrc:/etc/inetboot/netrc`).
+  // Store passwords kept out of the kernel command line (`inetboot initramfs --netrc`).
   if (existsSync("/etc/inetboot/netrc")) process.env.INETBOOT_NETRC ??= "/etc/inetboot/netrc";
   enableJsonEvents(plan.logJson);
   emit("agent.start", { version: pkg.version, uptime: kernelUptime(), pid: process.pid, cmdline }, `inetboot ${pkg.version} starting`);

@@ -24,8 +24,8 @@ function tokens(text: string): string[] {
     const c = text[i]!;
     if (/\s/.test(c)) {
       i++;
-    } else if (c === "#" && (i === 0 || text[i - 1] === "\n")) {
-      while (i < text.length && text[i] !== "\n") i++; // a comment line
+    } else if (c === "#") {
+      while (i < text.length && text[i] !== "\n") i++; // a comment, to the end of the line (as curl: quote a password that starts with #)
     } else if (c === '"') {
       let t = "";
       for (i++; i < text.length && text[i] !== '"'; i++) t += text[i] === "\\" && i + 1 < text.length ? text[++i] : text[i];

@@ -8,6 +8,7 @@
 // proxyEnvVars() hands the variables on to the programs we start (the NBD daemon, the shell).
 
 import { BlockList, isIP } from "node:net";
+import { redactUrls } from "./errors.ts";
 
 /** The proxy a URL goes through, and the variable that named it (for messages). */
 export interface Via {
@@ -32,8 +33,9 @@ const NAMES = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PRO
 export function readProxyEnv(env: Record<string, string | undefined>): ProxySettings {
   const vars: Record<string, string> = {};
   for (const n of NAMES) if (env[n]) vars[n] = env[n]!;
-  const pick = (upper: string, lower: string): Via | null =>
-    vars[upper] ? { url: vars[upper]!, variable: upper } : vars[lower] ? { url: vars[lower]!, variable: lower } : null;
+  // "proxy.corp:3128" without a scheme is http://, as curl reads it
+  const via = (value: string, variable: string): Via => ({ url: value.includes("://") ? value : `http://${value}`, variable });
+  const pick = (upper: string, lower: string): Via | null => (vars[upper] ? via(vars[upper]!, upper) : vars[lower] ? via(vars[lower]!, lower) : null);
   const noProxy: string[] = [];
   const noProxyNets = new BlockList();
   for (const raw of (vars.NO_PROXY ?? vars.no_proxy ?? "").split(",")) {
@@ -81,7 +83,7 @@ export function proxyOf(url: string, s: ProxySettings = current): Via | null {
 
 /** "proxy HOST:PORT (HTTPS_PROXY)": who a message should blame when a proxied request failed. */
 export function describeVia(via: Via): string {
-  let where = via.url;
+  let where = redactUrls(via.url);
   try {
     where = new URL(via.url).host;
   } catch {}

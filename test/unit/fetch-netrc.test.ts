@@ -24,6 +24,8 @@ machine nologin.example password x
   ]);
   expect(parseNetrc("machine a.example login u password p machine b.example login v password q")).toHaveLength(2); // one line works too
   expect(parseNetrc("")).toEqual([]);
+  // "#" starts a comment wherever a word starts (indented, after an entry); quoted, it is a character
+  expect(parseNetrc('  # indented\nmachine h login u password "#p" # trailing\n')).toEqual([{ machine: "h", login: "u", password: "#p" }]);
 });
 
 test("a malformed netrc is an error that says what is wrong", () => {

@@ -15,6 +15,7 @@ test("the variable for the URL's scheme names the proxy, the upper-case one firs
   expect(via("http://h/x", { http_proxy: "http://proxy:3128" })?.url).toBe("http://proxy:3128");
   expect(via("http://h/x", { HTTP_PROXY: "" })).toBeNull();
   expect(via("ftp://h/x", { HTTP_PROXY: "http://proxy:3128" })).toBeNull();
+  expect(via("http://h/x", { HTTP_PROXY: "proxy.corp:3128" })?.url).toBe("http://proxy.corp:3128"); // no scheme: http://
   expect(via("not a url", { HTTP_PROXY: "http://proxy:3128" })).toBeNull();
 });
 

@@ -36,7 +36,7 @@ const show = defineCommand({
     entries: { type: "boolean", description: "also list every entry (chunk number, ms)" },
     ...URL_OPTIONS,
   },
-  run: guarded(async (a: { spec: string; entries?: boolean; ca?: string }) => {
+  run: guarded(async (a: { spec: string; entries?: boolean; ca?: string; netrc?: string }) => {
     useUrlOptions(a);
     await (await import("../../store/profile-cli.ts")).runProfileShow(a.spec, { entries: a.entries });
   }),

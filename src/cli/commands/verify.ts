@@ -9,7 +9,7 @@ export default defineCommand({
     parallel: { type: "string", default: "8", description: "chunks checked in parallel" },
     ...URL_OPTIONS,
   },
-  run: guarded(async (args: { store: string; parallel: string; ca?: string }) => {
+  run: guarded(async (args: { store: string; parallel: string; ca?: string; netrc?: string }) => {
     useUrlOptions(args);
     const { runVerify } = await import("../../store/cli.ts");
     await runVerify(args.store, { parallel: args.parallel });
