@@ -7,8 +7,11 @@
 // out of process.env once, at start; every fetch() then gets `proxy` from proxyOf(), and
 // proxyEnvVars() hands the variables on to the programs we start (the NBD daemon, the shell).
 
-import { BlockList, isIP } from "node:net";
+import type { BlockList } from "node:net";
 import { redactUrls } from "./errors.ts";
+
+// node:net costs ~10 ms to load (more under TCG, on every boot): only NO_PROXY address ranges need it
+const net = (): typeof import("node:net") => require("node:net");
 
 /** The proxy a URL goes through, and the variable that named it (for messages). */
 export interface Via {
@@ -21,8 +24,8 @@ export interface ProxySettings {
   https: Via | null;
   /** NO_PROXY entries, lower case, without ports: host, .domain or domain, or "*" */
   noProxy: string[];
-  /** NO_PROXY's address ranges (10.0.0.0/8, fd00::/8), as curl and Go read them */
-  noProxyNets: BlockList;
+  /** NO_PROXY's address ranges (10.0.0.0/8, fd00::/8), as curl and Go read them; null: none */
+  noProxyNets: BlockList | null;
   /** the variables as they were set, to hand on to child processes */
   vars: Record<string, string>;
 }
@@ -37,13 +40,15 @@ export function readProxyEnv(env: Record<string, string | undefined>): ProxySett
   const via = (value: string, variable: string): Via => ({ url: value.includes("://") ? value : `http://${value}`, variable });
   const pick = (upper: string, lower: string): Via | null => (vars[upper] ? via(vars[upper]!, upper) : vars[lower] ? via(vars[lower]!, lower) : null);
   const noProxy: string[] = [];
-  const noProxyNets = new BlockList();
+  let noProxyNets: BlockList | null = null;
   for (const raw of (vars.NO_PROXY ?? vars.no_proxy ?? "").split(",")) {
     const e = raw.trim().toLowerCase();
     const cidr = /^\[?([0-9a-f:.]+)\]?\/(\d{1,3})$/.exec(e);
-    const family = cidr ? isIP(cidr[1]!) : 0;
-    if (cidr && family && Number(cidr[2]) <= (family === 4 ? 32 : 128)) noProxyNets.addSubnet(cidr[1]!, Number(cidr[2]), family === 4 ? "ipv4" : "ipv6");
-    else if (e) noProxy.push(e.replace(/^\[(.*)\](:\d+)?$/, "$1").replace(/^([^:]*):\d+$/, "$1"));
+    const family = cidr ? net().isIP(cidr[1]!) : 0;
+    if (cidr && family && Number(cidr[2]) <= (family === 4 ? 32 : 128)) {
+      noProxyNets ??= new (net().BlockList)();
+      noProxyNets.addSubnet(cidr[1]!, Number(cidr[2]), family === 4 ? "ipv4" : "ipv6");
+    } else if (e) noProxy.push(e.replace(/^\[(.*)\](:\d+)?$/, "$1").replace(/^([^:]*):\d+$/, "$1"));
   }
   return { http: pick("HTTP_PROXY", "http_proxy"), https: pick("HTTPS_PROXY", "https_proxy"), noProxy, noProxyNets, vars };
 }
@@ -76,8 +81,8 @@ export function proxyOf(url: string, s: ProxySettings = current): Via | null {
   }
   if (host === "localhost" || host === "::1" || /^127\./.test(host)) return null;
   for (const e of s.noProxy) if (e === "*" || host === e.replace(/^\./, "") || host.endsWith(e.startsWith(".") ? e : `.${e}`)) return null;
-  const family = isIP(host);
-  if (family && s.noProxyNets.check(host, family === 4 ? "ipv4" : "ipv6")) return null;
+  const family = s.noProxyNets ? net().isIP(host) : 0;
+  if (family && s.noProxyNets!.check(host, family === 4 ? "ipv4" : "ipv6")) return null;
   return via;
 }
 
