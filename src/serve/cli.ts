@@ -1,5 +1,6 @@
 // `inetboot serve DIR`: run the static server until SIGINT/SIGTERM.
-import { UserError } from "../sys/errors.ts";
+import { readFileSync } from "node:fs";
+import { readFailure, UserError } from "../sys/errors.ts";
 import { startServer } from "./server.ts";
 
 export interface ServeCliArgs {
@@ -7,12 +8,31 @@ export interface ServeCliArgs {
   port?: string;
   host?: string;
   quiet?: boolean;
+  cert?: string;
+  key?: string;
+}
+
+/** --cert and --key, both or neither; each a readable PEM file of its kind. */
+function readTls(a: ServeCliArgs): { cert: string; key: string } | undefined {
+  if (!a.cert && !a.key) return undefined;
+  if (!a.cert || !a.key) throw new UserError("--cert and --key go together (the certificate chain and its private key, PEM)");
+  const read = (file: string, what: string, marker: RegExp) => {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      throw new UserError(`${what} file ${file}: ${readFailure(e)}`);
+    }
+    if (!marker.test(text)) throw new UserError(`${what} file ${file}: no PEM ${what} in it`);
+    return text;
+  };
+  return { cert: read(a.cert, "certificate", /-----BEGIN CERTIFICATE-----/), key: read(a.key, "key", /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/) };
 }
 
 export async function runServeCli(a: ServeCliArgs): Promise<void> {
   const port = a.port === undefined ? 8080 : Number(a.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port must be 0..65535, got "${a.port}"`);
-  const s = await startServer({ dir: a.dir, port, host: a.host ?? "127.0.0.1", quiet: a.quiet });
+  const s = await startServer({ dir: a.dir, port, host: a.host ?? "127.0.0.1", quiet: a.quiet, tls: readTls(a) });
   process.stderr.write(`serving ${a.dir} at ${s.url}\n`);
   await new Promise<void>((resolve) => {
     const done = () => resolve();

@@ -17,6 +17,8 @@ export interface ServeOptions {
   quiet?: boolean;
   /** Where access-log lines go (default stderr). */
   log?: (line: string) => void;
+  /** https://: the certificate chain and its private key (PEM text). */
+  tls?: { cert: string; key: string };
 }
 
 export interface RunningServer {
@@ -46,6 +48,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       port: opts.port ?? 8080,
       // Slow clients fetching big files must not be cut off mid-body.
       idleTimeout: 60,
+      tls: opts.tls,
       async fetch(req, srv) {
         const t0 = performance.now();
         let res: Response;
@@ -70,6 +73,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       },
     });
   } catch (e) {
+    if (/KEY_VALUES_MISMATCH/.test(String((e as Error).message))) throw new UserError("serve: the key does not belong to the certificate (--key, --cert)");
     throw new UserError(`serve: cannot listen on ${host}:${opts.port ?? 8080}: ${listenFailure(e)}`);
   }
   const port = server.port!;
@@ -77,7 +81,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   return {
     port,
     root,
-    url: `http://${shownHost}:${port}/`,
+    url: `${opts.tls ? "https" : "http"}://${shownHost}:${port}/`,
     stop: async () => {
       await server.stop(true);
     },

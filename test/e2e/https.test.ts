@@ -10,7 +10,7 @@ import { withGuest } from "../lib/qemu.ts";
 import { expectRescueShell } from "../lib/rescue.ts";
 import type { BusyboxRoot } from "../lib/roots.ts";
 import { BIN, buildRootInitrd, stageWww } from "../lib/http-fixtures.ts";
-import { sha, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
+import { sha, startNbd, startNginx, startServe, type Nginx } from "../lib/servers.ts";
 import { run } from "../lib/sh.ts";
 import { scratch } from "../lib/tmp.ts";
 import { makeTestCertificates, type TestCertificates } from "../lib/tls.ts";
@@ -87,6 +87,41 @@ describe("https on the host", () => {
       expect(nginx.lines().some((l) => l.includes(`GET /${path}`))).toBe(true);
     }, T);
   }
+});
+
+describe("inetboot serve --cert --key", () => {
+  test("serves https: info, and nbdcopy through inetboot nbd, byte-identical for the store and the raw image", async () => {
+    const srv = await startServe(www, 0, ["--cert", tls.cert, "--key", tls.key]);
+    try {
+      expect(srv.url).toStartWith("https://127.0.0.1:");
+      expect(cli("info", `${srv.url}store`).err).toContain("certificate issuer not trusted");
+      expect(cli("info", `${srv.url}store`, "--ca", ca).out).toContain(`image size: ${img.length}`);
+      for (const path of ["store", "disk.img"]) {
+        const n = await startNbd(`${srv.url}${path}`, ["--listen", `unix:${dir}/serve-${path}.sock`, "--ca", ca]);
+        try {
+          const copy = join(dir, `serve-copy-${path}.img`);
+          run(["nbdcopy", n.uri, copy]);
+          expect(sha(readFileSync(copy))).toBe(sha(img));
+        } finally {
+          await n.stop();
+        }
+      }
+      expect(srv.lines().some((l) => l.includes('"GET /disk.img"'))).toBe(true);
+    } finally {
+      await srv.stop();
+    }
+  }, T);
+
+  test("a missing half, a file that is not PEM, a key of another certificate: one line each", () => {
+    const serve = (...a: string[]) => cli("serve", www, "--port", "0", ...a);
+    expect(serve("--cert", tls.cert).err.trim()).toBe("inetboot: --cert and --key go together (the certificate chain and its private key, PEM)");
+    expect(serve("--cert", tls.cert, "--key", ca).err.trim()).toBe(`inetboot: key file ${ca}: no PEM key in it`);
+    expect(serve("--cert", join(dir, "san.ext"), "--key", tls.key).err.trim()).toBe(`inetboot: certificate file ${join(dir, "san.ext")}: no PEM certificate in it`);
+    const other = makeTestCertificates(scratch("inetboot-https-other-"), ["127.0.0.1"]);
+    const r = serve("--cert", tls.cert, "--key", other.key);
+    expect(r.code).toBe(1);
+    expect(r.err.trim()).toBe("inetboot: serve: the key does not belong to the certificate (--key, --cert)");
+  });
 });
 
 describe("https in the boot", () => {

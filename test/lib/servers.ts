@@ -125,10 +125,10 @@ export interface ServeProcess extends CliProcess {
   lines(): string[];
 }
 
-/** `inetboot serve DIR --port P` (P = 0: any free port). */
-export async function startServe(dir: string, port = 0): Promise<ServeProcess> {
-  const c = spawnCli(["serve", dir, "--port", String(port)]);
-  const m = await c.err.waitFor(/serving .* at (http:\S+)\n/);
+/** `inetboot serve DIR --port P ...extra` (P = 0: any free port). */
+export async function startServe(dir: string, port = 0, extra: string[] = []): Promise<ServeProcess> {
+  const c = spawnCli(["serve", dir, "--port", String(port), ...extra]);
+  const m = await c.err.waitFor(/serving .* at (https?:\S+)\n/);
   return { ...c, url: m[1]!, lines: () => c.err.text.split("\n").filter((l) => /"(GET|HEAD) /.test(l)) };
 }
 
