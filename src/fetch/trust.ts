@@ -3,23 +3,14 @@
 // agent sets it to the initramfs' /etc/inetboot/ca.pem, and the NBD daemon inherits it). One
 // place, so every HTTPS request (a download, a store's index, its chunks, a profile) trusts the
 // same set.
-import { readFileSync } from "node:fs";
-import { rootCertificates } from "node:tls";
-import { readFailure, UserError } from "../sys/errors.ts";
+import { PEM_CERTIFICATE, readPemFile } from "../sys/pem.ts";
 
 let chosen: string | undefined;
 let loaded: { file: string; tls: { ca: string[] } } | null = null;
 
 /** The PEM text of a CA file; a one-line UserError naming the file and what is wrong with it. */
 export function readCaFile(file: string): string {
-  let pem: string;
-  try {
-    pem = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new UserError(`CA file ${file}: ${readFailure(e)}`);
-  }
-  if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new UserError(`CA file ${file}: no PEM certificate in it`);
-  return pem;
+  return readPemFile(file, "CA", "certificate", PEM_CERTIFICATE);
 }
 
 /** `--ca FILE`: trust its CAs from now on, in this process. Checked at once, so a bad file is an
@@ -34,6 +25,8 @@ export function useCaFile(file: string | undefined): void {
  *  process-wide choice (`inetboot fetch --ca`). */
 export function tlsOptions(file: string | undefined = chosen ?? (process.env.INETBOOT_CA_FILE || undefined)): { ca: string[] } | undefined {
   if (file === undefined) return undefined;
+  // (node:tls costs ~10 ms to load, more under TCG: only when a CA file is given)
+  const { rootCertificates } = require("node:tls") as typeof import("node:tls");
   if (loaded?.file !== file) loaded = { file, tls: { ca: [...rootCertificates, readCaFile(file)] } };
   return loaded.tls;
 }

@@ -1,6 +1,6 @@
 // `inetboot serve DIR`: run the static server until SIGINT/SIGTERM.
-import { readFileSync } from "node:fs";
-import { readFailure, UserError } from "../sys/errors.ts";
+import { UserError } from "../sys/errors.ts";
+import { PEM_CERTIFICATE, PEM_PRIVATE_KEY, readPemFile } from "../sys/pem.ts";
 import { startServer } from "./server.ts";
 
 export interface ServeCliArgs {
@@ -16,17 +16,7 @@ export interface ServeCliArgs {
 function readTls(a: ServeCliArgs): { cert: string; key: string } | undefined {
   if (!a.cert && !a.key) return undefined;
   if (!a.cert || !a.key) throw new UserError("--cert and --key go together (the certificate chain and its private key, PEM)");
-  const read = (file: string, what: string, marker: RegExp) => {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (e) {
-      throw new UserError(`${what} file ${file}: ${readFailure(e)}`);
-    }
-    if (!marker.test(text)) throw new UserError(`${what} file ${file}: no PEM ${what} in it`);
-    return text;
-  };
-  return { cert: read(a.cert, "certificate", /-----BEGIN CERTIFICATE-----/), key: read(a.key, "key", /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/) };
+  return { cert: readPemFile(a.cert, "certificate", "certificate", PEM_CERTIFICATE), key: readPemFile(a.key, "key", "key", PEM_PRIVATE_KEY) };
 }
 
 export async function runServeCli(a: ServeCliArgs): Promise<void> {
