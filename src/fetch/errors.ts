@@ -70,7 +70,7 @@ export function describeTransportError(err: unknown, host: string, through?: str
   // an https:// request's CONNECT answered with an error status (Bun: "Proxy refused to open a tunnel: 407 …")
   const tunnel = /refused to open a tunnel: (\d{3})(.*)/i.exec(msg);
   if (tunnel) {
-    const hint = tunnel[1] === "407" ? " (it wants a user and password: put USER:PASSWORD@ before its host)" : "";
+    const hint = tunnel[1] === "407" ? " (it wants a user and password: USER:PASSWORD@ before its host in the variable, or a netrc entry for it)" : "";
     return { kind: "http", detail: `${peer} refused to open a tunnel: ${tunnel[1]}${tunnel[2]!.split("\n")[0]}${hint}`, transient: false, status: Number(tunnel[1]) };
   }
   return { kind: "net", detail: `network error talking to ${peer}: ${code || msg.split("\n")[0]}`, transient: true };

@@ -9,6 +9,7 @@
 
 import type { BlockList } from "node:net";
 import { redactUrls } from "./errors.ts";
+import { authorize } from "./netrc.ts";
 
 // node:net costs ~10 ms to load (more under TCG, on every boot): only NO_PROXY address ranges need it
 const net = (): typeof import("node:net") => require("node:net");
@@ -84,6 +85,14 @@ export function proxyOf(url: string, s: ProxySettings = current): Via | null {
   const family = s.noProxyNets ? net().isIP(host) : 0;
   if (family && s.noProxyNets!.check(host, family === 4 ? "ipv4" : "ipv6")) return null;
   return via;
+}
+
+/** The `proxy` option for fetch(): the proxy's URL, with the netrc's user and password for the
+ *  proxy's host when the variable carries none (so a boot's proxy password can stay off the kernel
+ *  command line too); undefined to connect directly. */
+export function proxyOption(url: string): string | undefined {
+  const via = proxyOf(url);
+  return via ? authorize(via.url) : undefined;
 }
 
 /** "proxy HOST:PORT (HTTPS_PROXY)": who a message should blame when a proxied request failed. */

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { tlsFailure } from "../fetch/errors.ts";
 import { authorize } from "../fetch/netrc.ts";
-import { proxyOf } from "../fetch/proxy.ts";
+import { proxyOption } from "../fetch/proxy.ts";
 import { tlsOptions } from "../fetch/trust.ts";
 import { writeAtomic } from "../store/atomic.ts";
 import { readFailure, UserError } from "../sys/errors.ts";
@@ -158,7 +158,7 @@ export interface CheckOptions {
 async function fetchBytes(url: string, optional: boolean): Promise<Uint8Array | null> {
   let r: Response;
   try {
-    r = await fetch(authorize(url), { redirect: "follow", tls: tlsOptions(), proxy: proxyOf(url)?.url });
+    r = await fetch(authorize(url), { redirect: "follow", tls: tlsOptions(), proxy: proxyOption(url) });
   } catch (e) {
     throw new UserError(`GET ${url}: ${tlsFailure(e, url) ?? (e as Error).message}`);
   }

@@ -125,7 +125,7 @@ describe("through a proxy on the host", () => {
     const auth = `http://${net.nsIp}:${AUTH_PORT}`;
     const t0 = performance.now();
     const plain = cli({ HTTP_PROXY: auth }, "info", `${http.url}store`);
-    expect(plain.err.trim()).toBe(`inetboot: cannot fetch store index: ${http.url}store/index: HTTP 407: the proxy ${net.nsIp}:${AUTH_PORT} (HTTP_PROXY) wants a user and password (put USER:PASSWORD@ before its host)`);
+    expect(plain.err.trim()).toBe(`inetboot: cannot fetch store index: ${http.url}store/index: HTTP 407: the proxy ${net.nsIp}:${AUTH_PORT} (HTTP_PROXY) wants a user and password (USER:PASSWORD@ before its host in the variable, or a netrc entry for it)`);
     const tunnel = cli({ HTTPS_PROXY: auth }, "info", `${https.url}store`, "--ca", ca);
     expect(tunnel.err.trim().split("\n")).toHaveLength(1);
     expect(tunnel.err).toContain(`proxy ${net.nsIp}:${AUTH_PORT} (HTTPS_PROXY) refused to open a tunnel: 407`);
@@ -157,7 +157,7 @@ describe("through a proxy on the host", () => {
     }
   }, T);
 
-  test("the proxy's user and password, given in the variable, are used and never printed", async () => {
+  test("the proxy's user and password, in the variable or a netrc, are used and never printed", async () => {
     const auth = `http://alice:s3cret@${net.nsIp}:${AUTH_PORT}`;
     const ok = cli({ HTTP_PROXY: auth, HTTPS_PROXY: auth }, "info", `${https.url}store`, "--ca", ca);
     expect(ok.code).toBe(0);
@@ -172,6 +172,16 @@ describe("through a proxy on the host", () => {
       await n.stop();
     }
     expect(Object.keys(clients(http, from))).toEqual([net.nsIp]);
+    // or in a netrc entry for the proxy's host, the variable without them (how a boot keeps them
+    // off the kernel command line)
+    const netrc = join(dir, "proxy-netrc");
+    writeFileSync(netrc, `machine ${net.nsIp} login alice password s3cret\n`);
+    const plainAuth = `http://${net.nsIp}:${AUTH_PORT}`;
+    for (const server of [http, https]) {
+      const viaNetrc = cli({ HTTP_PROXY: plainAuth, HTTPS_PROXY: plainAuth }, "info", `${server.url}store`, "--ca", ca, "--netrc", netrc);
+      expect(viaNetrc.err).toBe("");
+      expect(viaNetrc.out).toContain(`image size: ${img.length}`);
+    }
     const wrong = cli({ HTTP_PROXY: `http://alice:WRONG-PW@${net.nsIp}:${AUTH_PORT}` }, "info", `${http.url}store`);
     expect(wrong.code).not.toBe(0);
     expect(wrong.err + ok.err + ok.out).not.toContain("s3cret");

@@ -7,7 +7,7 @@
 import { Http1Client } from "./http1.ts";
 import { describeTransportError, redactUrls, tlsFailure } from "../../fetch/errors.ts";
 import { tlsOptions } from "../../fetch/trust.ts";
-import { describeVia, proxyOf } from "../../fetch/proxy.ts";
+import { describeVia, proxyOf, proxyOption } from "../../fetch/proxy.ts";
 import { authorize, netrcFileFor } from "../../fetch/netrc.ts";
 
 export class HttpError extends Error {
@@ -41,7 +41,7 @@ function transportError(url: string, e: unknown): HttpError {
 
 function statusReason(status: number, url: string): string {
   const via = proxyOf(url);
-  if (status === 407 && via) return `HTTP 407: the ${describeVia(via)} wants a user and password (put USER:PASSWORD@ before its host)`;
+  if (status === 407 && via) return `HTTP 407: the ${describeVia(via)} wants a user and password (USER:PASSWORD@ before its host in the variable, or a netrc entry for it)`;
   if (status !== 401) return `HTTP ${status}`;
   // (some proxies, tinyproxy among them, answer wrong proxy credentials with 401, not 407)
   if (via) return `HTTP 401: the server, or the ${describeVia(via)}, refused the request's user and password`;
@@ -106,7 +106,7 @@ export class HttpPool {
     // (over TLS the large bodies come through http1.ts faster too: fetch's HTTP thread then both
     // decrypts and copies every body, and becomes the bottleneck; raw image over https 0.66 s
     // instead of 0.79)
-    const proxy = proxyOf(url)?.url;
+    const proxy = proxyOption(url);
     const target = authorize(url); // (the password stays out of `url`, which messages show)
     if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url) && !proxy) {
       const r = await this.http1.request(target, { headers, signal: sig, wantBody: (st) => st === expect });
@@ -177,7 +177,7 @@ export class HttpPool {
     this.requests++;
     let res: Response;
     try {
-      res = await fetch(authorize(url), { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: tlsOptions(), proxy: proxyOf(url)?.url });
+      res = await fetch(authorize(url), { headers: { "accept-encoding": "identity" }, signal: ctl.signal, redirect: "follow", tls: tlsOptions(), proxy: proxyOption(url) });
     } catch (e) {
       if (head.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
       throw transportError(url, e);
