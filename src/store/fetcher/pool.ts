@@ -2,8 +2,8 @@
 // headers *and* body, and strict checks that the body is complete (status, Content-Length,
 // Content-Range), since a short or stalled body must become an error the mirror layer can fail
 // over from. Requests go through our own keep-alive HTTP/1.1 client (http1.ts: a fraction of
-// fetch's per-request cost, TLS included); redirects, and large Range bodies over plain http, go
-// through fetch.
+// fetch's per-request cost, TLS included); redirects, requests through a proxy, and large Range
+// bodies over plain http go through fetch.
 import { Http1Client } from "./http1.ts";
 import { describeTransportError, redactUrls, tlsFailure } from "../../fetch/errors.ts";
 import { tlsOptions } from "../../fetch/trust.ts";
