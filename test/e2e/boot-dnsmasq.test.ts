@@ -15,6 +15,8 @@ const MAC = "52:54:00:12:34:77";
 let net: TapNet;
 let base: string;
 let root: BusyboxRoot;
+/** QEMU's NIC on the namespace's tap device, with the MAC dnsmasq knows */
+const nic = () => ["-netdev", `tap,id=n0,ifname=${net.tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${MAC}`];
 const payload = randomBytes(512 * 1024);
 const digest = createHash("sha256").update(payload).digest("hex");
 
@@ -37,7 +39,7 @@ test(
       {
         append: "inetboot.shell",
         wrap: net.exec,
-        net: ["-netdev", `tap,id=n0,ifname=${net.tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${MAC}`],
+        net: nic(),
       },
       async (g) => {
         const up = await g.waitEvent("net.up");
@@ -70,7 +72,7 @@ test(
       {
         append: "quiet inetboot.root=http://store.inetboot.test:8080/root/",
         wrap: net.exec,
-        net: ["-netdev", `tap,id=n0,ifname=${net.tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${MAC}`],
+        net: nic(),
       },
       async (g) => {
         await g.waitEvent("switch_root");
@@ -86,8 +88,7 @@ test(
 test(
   "a store name that does not exist: the agent says so at once and offers the rescue shell",
   async () => {
-    const nic = ["-netdev", `tap,id=n0,ifname=${net.tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${MAC}`];
-    await withGuest({ append: "quiet inetboot.root=http://nosuch.inetboot.test:8080/root/", wrap: net.exec, net: nic }, async (g) => {
+    await withGuest({ append: "quiet inetboot.root=http://nosuch.inetboot.test:8080/root/", wrap: net.exec, net: nic() }, async (g) => {
       await g.waitEvent("net.up");
       const t0 = performance.now();
       await expectRescueShell(g, /DNS lookup failed for nosuch\.inetboot\.test/);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { withGuest } from "../lib/qemu.ts";
 import { expectRescueShell } from "../lib/rescue.ts";
 import type { BusyboxRoot } from "../lib/roots.ts";
-import { BIN, buildRootInitrd, stageWww } from "../lib/http-fixtures.ts";
+import { BIN, buildRootInitrd, nbdcopySha, stageWww } from "../lib/http-fixtures.ts";
 import { sha, startNbd, startNginx, startServe, type Nginx } from "../lib/servers.ts";
 import { run } from "../lib/sh.ts";
 import { scratch } from "../lib/tmp.ts";
@@ -97,14 +97,7 @@ describe("inetboot serve --cert --key", () => {
       expect(cli("info", `${srv.url}store`).err).toContain("certificate issuer not trusted");
       expect(cli("info", `${srv.url}store`, "--ca", ca).out).toContain(`image size: ${img.length}`);
       for (const path of ["store", "disk.img"]) {
-        const n = await startNbd(`${srv.url}${path}`, ["--listen", `unix:${dir}/serve-${path}.sock`, "--ca", ca]);
-        try {
-          const copy = join(dir, `serve-copy-${path}.img`);
-          run(["nbdcopy", n.uri, copy]);
-          expect(sha(readFileSync(copy))).toBe(sha(img));
-        } finally {
-          await n.stop();
-        }
+        expect(await nbdcopySha(`${srv.url}${path}`, dir, `serve-${path}`, ["--ca", ca])).toBe(sha(img));
       }
       expect(srv.lines().some((l) => l.includes('"GET /disk.img"'))).toBe(true);
     } finally {

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { withGuest } from "../lib/qemu.ts";
 import { expectRescueShell } from "../lib/rescue.ts";
 import type { BusyboxRoot } from "../lib/roots.ts";
-import { BIN, buildRootInitrd, stageWww } from "../lib/http-fixtures.ts";
-import { sha, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
+import { BIN, buildRootInitrd, nbdcopySha, stageWww } from "../lib/http-fixtures.ts";
+import { sha, startNginx, type Nginx } from "../lib/servers.ts";
 import { run } from "../lib/sh.ts";
 import { scratch } from "../lib/tmp.ts";
 
@@ -56,14 +56,7 @@ describe("netrc on the host", () => {
       expect(info.out + info.err).not.toContain("s3cret");
     }
     for (const path of ["store", "disk.img"]) {
-      const n = await startNbd(`${nginx.url}${path}`, ["--listen", `unix:${dir}/${path}.sock`, "--netrc", netrc]);
-      try {
-        const copy = join(dir, `copy-${path}.img`);
-        run(["nbdcopy", n.uri, copy]);
-        expect(sha(readFileSync(copy))).toBe(sha(img));
-      } finally {
-        await n.stop();
-      }
+      expect(await nbdcopySha(`${nginx.url}${path}`, dir, `${path}`, ["--netrc", netrc])).toBe(sha(img));
     }
     expect(users(from)).toEqual(["boot"]); // every request, the chunk GETs and Range reads included
   }, T);

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { withGuest } from "../lib/qemu.ts";
 import type { BusyboxRoot } from "../lib/roots.ts";
-import { BIN, stageWww } from "../lib/http-fixtures.ts";
-import { sha, startNbd, startNginx, type Nginx } from "../lib/servers.ts";
-import { need, run } from "../lib/sh.ts";
+import { BIN, nbdcopySha, stageWww } from "../lib/http-fixtures.ts";
+import { sha, startNginx, type Nginx } from "../lib/servers.ts";
+import { need } from "../lib/sh.ts";
 import { scratch } from "../lib/tmp.ts";
 import { makeTestCertificates } from "../lib/tls.ts";
 import { createVethNetns, type VethNetns } from "../lib/veth-netns.ts";
@@ -82,14 +82,7 @@ describe("through a proxy on the host", () => {
         const server = scheme === "http" ? http : https;
         const from = server.lines().length;
         const env = { [`${scheme.toUpperCase()}_PROXY`]: proxy };
-        const n = await startNbd(`${server.url}${path}`, ["--listen", `unix:${dir}/${scheme}-${path}.sock`, "--ca", ca], env);
-        try {
-          const copy = join(dir, `copy-${scheme}-${path}.img`);
-          run(["nbdcopy", n.uri, copy]);
-          expect(sha(readFileSync(copy))).toBe(sha(img));
-        } finally {
-          await n.stop();
-        }
+        expect(await nbdcopySha(`${server.url}${path}`, dir, `${scheme}-${path}`, ["--ca", ca], env)).toBe(sha(img));
         const seen = clients(server, from);
         expect(Object.keys(seen)).toEqual([net.nsIp]); // the proxy's address, never the host's
         expect(seen[net.nsIp]!).toBeGreaterThan(2);
@@ -141,14 +134,7 @@ describe("through a proxy on the host", () => {
     const env = { HTTP_PROXY: `http://${net.nsIp}:9`, http_proxy: `http://${net.nsIp}:9` }; // a dead proxy
     try {
       // a raw image: nbdcopy's 256 KiB reads and the read-ahead's 1 MiB ranges go through fetch
-      const n = await startNbd(`${local.url}disk.img`, ["--listen", `unix:${dir}/loopback.sock`], env);
-      try {
-        const copy = join(dir, "copy-loopback.img");
-        run(["nbdcopy", n.uri, copy]);
-        expect(sha(readFileSync(copy))).toBe(sha(img));
-      } finally {
-        await n.stop();
-      }
+      expect(await nbdcopySha(`${local.url}disk.img`, dir, "loopback", [], env)).toBe(sha(img));
       const out = join(dir, "fetched-loopback.img");
       expect(cli(env, "fetch", `${local.url}disk.img`, "--out", out, "--quiet").err).toBe("");
       expect(sha(readFileSync(out))).toBe(sha(img));
@@ -163,14 +149,7 @@ describe("through a proxy on the host", () => {
     expect(ok.code).toBe(0);
     expect(ok.out).toContain(`image size: ${img.length}`);
     const from = http.lines().length;
-    const n = await startNbd(`${http.url}store`, ["--listen", `unix:${dir}/auth.sock`], { HTTP_PROXY: auth });
-    try {
-      const copy = join(dir, "copy-auth.img");
-      run(["nbdcopy", n.uri, copy]);
-      expect(sha(readFileSync(copy))).toBe(sha(img));
-    } finally {
-      await n.stop();
-    }
+    expect(await nbdcopySha(`${http.url}store`, dir, "auth", [], { HTTP_PROXY: auth })).toBe(sha(img));
     expect(Object.keys(clients(http, from))).toEqual([net.nsIp]);
     // or in a netrc entry for the proxy's host, the variable without them (how a boot keeps them
     // off the kernel command line)

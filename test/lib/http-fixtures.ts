@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILD } from "./qemu.ts";
 import { buildBusyboxRoot, type BusyboxRoot } from "./roots.ts";
-import { makeExt4Image, ROOT } from "./servers.ts";
+import { makeExt4Image, ROOT, sha, startNbd } from "./servers.ts";
 import { run } from "./sh.ts";
 
 export const BIN = join(ROOT, "build/inetboot");
@@ -35,4 +35,18 @@ export function buildRootInitrd(out: string, ...extra: string[]): string {
   run([BIN, "initramfs", "--out", out, "--agent", BIN, "--init", join(BUILD, "init"), "--kernel", join(BUILD, "kernel"),
     "--modules", "virtio_net,virtio_pci,nbd,squashfs,overlay,loop", "--with-busybox", ...extra]);
   return out;
+}
+
+/** `inetboot nbd SOURCE --listen unix:DIR/NAME.sock ...args` (with `env` added to the
+ *  environment), then nbdcopy of the whole export into DIR/NAME.img: the copy's SHA-256. The
+ *  server is stopped whatever happens. */
+export async function nbdcopySha(source: string, dir: string, name: string, args: string[] = [], env?: Record<string, string>): Promise<string> {
+  const n = await startNbd(source, ["--listen", `unix:${join(dir, `${name}.sock`)}`, ...args], env);
+  try {
+    const copy = join(dir, `${name}.img`);
+    run(["nbdcopy", n.uri, copy]);
+    return sha(readFileSync(copy));
+  } finally {
+    await n.stop();
+  }
 }
