@@ -8,7 +8,7 @@ import { forbidExit, startReaper } from "./pid1.ts";
 import { oneLine } from "../sys/errors.ts";
 import { mount } from "../sys/ffi.ts";
 import { useNetrcFile } from "../fetch/netrc.ts";
-import { describeVia, proxySettings, type Via } from "../fetch/proxy.ts";
+import { proxySettings, viaHost, type Via } from "../fetch/proxy.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 function kernelUptime(): number {
@@ -84,7 +84,7 @@ async function bringUpNetwork(plan: BootPlan) {
   // HTTP_PROXY= and friends on the kernel command line: say where requests will go
   const p = proxySettings();
   if (p.http || p.https) {
-    const via = (v: Via | null) => (v ? describeVia(v).replace(/^proxy /, "") : null);
+    const via = (v: Via | null) => (v ? viaHost(v) : null);
     emit("net.proxy", { http: via(p.http), https: via(p.https), noProxy: p.vars.NO_PROXY ?? p.vars.no_proxy ?? null },
       `proxy: ${[p.http && `http:// through ${via(p.http)}`, p.https && `https:// through ${via(p.https)}`].filter(Boolean).join(", ")}`);
   }

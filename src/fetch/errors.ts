@@ -49,6 +49,9 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** Where a proxy's user and password go (the 407 messages of both clients). */
+export const PROXY_CREDENTIALS = "USER:PASSWORD@ before its host in the variable, or a netrc entry for it";
+
 // Bun's fetch reports transport failures as TypeErrors carrying a libuv/OpenSSL-style `code`.
 const TLS_CODES = /CERT|SELF_SIGNED|TLS|SSL|EPROTO|UNABLE_TO|HOSTNAME|ALTNAME|ERR_TLS|UNABLE_TO_VERIFY/i;
 
@@ -70,7 +73,7 @@ export function describeTransportError(err: unknown, host: string, through?: str
   // an https:// request's CONNECT answered with an error status (Bun: "Proxy refused to open a tunnel: 407 …")
   const tunnel = /refused to open a tunnel: (\d{3})(.*)/i.exec(msg);
   if (tunnel) {
-    const hint = tunnel[1] === "407" ? " (it wants a user and password: USER:PASSWORD@ before its host in the variable, or a netrc entry for it)" : "";
+    const hint = tunnel[1] === "407" ? ` (it wants a user and password: ${PROXY_CREDENTIALS})` : "";
     return { kind: "http", detail: `${peer} refused to open a tunnel: ${tunnel[1]}${tunnel[2]!.split("\n")[0]}${hint}`, transient: false, status: Number(tunnel[1]) };
   }
   return { kind: "net", detail: `network error talking to ${peer}: ${code || msg.split("\n")[0]}`, transient: true };

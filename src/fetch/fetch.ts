@@ -11,7 +11,7 @@ import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 import { classifyTransportError, FetchError, redactUrl } from "./errors.ts";
 import type { FetchProgress } from "./progress.ts";
 import { authorize } from "./netrc.ts";
-import { describeVia, proxyOf, proxyOption } from "./proxy.ts";
+import { describeVia, proxyOf } from "./proxy.ts";
 import { tlsOptions } from "./trust.ts";
 import { concatBytes } from "../sys/bytes.ts";
 
@@ -209,7 +209,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
           redirect: "follow",
           signal: ac.signal,
           ...(tls ? { tls } : {}),
-          ...(via ? { proxy: proxyOption(url) } : {}),
+          ...(via ? { proxy: authorize(via.url) } : {}),
         } as never);
       } catch (e) {
         if (ac.signal.aborted) throw abortError(ac.signal.reason);

@@ -95,11 +95,14 @@ export function proxyOption(url: string): string | undefined {
   return via ? authorize(via.url) : undefined;
 }
 
-/** "proxy HOST:PORT (HTTPS_PROXY)": who a message should blame when a proxied request failed. */
-export function describeVia(via: Via): string {
+/** "HOST:PORT (HTTPS_PROXY)": the proxy and the variable that named it, never its password. */
+export function viaHost(via: Via): string {
   let where = redactUrls(via.url);
   try {
     where = new URL(via.url).host;
   } catch {}
-  return `proxy ${where} (${via.variable})`;
+  return `${where} (${via.variable})`;
 }
+
+/** "proxy HOST:PORT (HTTPS_PROXY)": who a message should blame when a proxied request failed. */
+export const describeVia = (via: Via): string => `proxy ${viaHost(via)}`;

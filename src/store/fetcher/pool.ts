@@ -5,7 +5,7 @@
 // fetch's per-request cost, TLS included); redirects, requests through a proxy, and large Range
 // bodies over plain http go through fetch.
 import { Http1Client } from "./http1.ts";
-import { describeTransportError, redactUrls, tlsFailure } from "../../fetch/errors.ts";
+import { describeTransportError, PROXY_CREDENTIALS, redactUrls, tlsFailure } from "../../fetch/errors.ts";
 import { tlsOptions } from "../../fetch/trust.ts";
 import { describeVia, proxyOf, proxyOption } from "../../fetch/proxy.ts";
 import { authorize, netrcFileFor } from "../../fetch/netrc.ts";
@@ -41,7 +41,7 @@ function transportError(url: string, e: unknown): HttpError {
 
 function statusReason(status: number, url: string): string {
   const via = proxyOf(url);
-  if (status === 407 && via) return `HTTP 407: the ${describeVia(via)} wants a user and password (USER:PASSWORD@ before its host in the variable, or a netrc entry for it)`;
+  if (status === 407 && via) return `HTTP 407: the ${describeVia(via)} wants a user and password (${PROXY_CREDENTIALS})`;
   if (status !== 401) return `HTTP ${status}`;
   // (some proxies, tinyproxy among them, answer wrong proxy credentials with 401, not 407)
   if (via) return `HTTP 401: the server, or the ${describeVia(via)}, refused the request's user and password`;
