@@ -9,7 +9,7 @@ MODULES ?= virtio_net,virtio_pci,virtio_blk,virtio_scsi,e1000,e1000e,nbd,squashf
 KPKG  = $(shell cat $(B)/kernel/.package 2>/dev/null)
 DEB_PACKAGES := qemu-system-x86 qemu-utils libnbd-bin nbdkit nbd-client nginx dnsmasq busybox-static cpio \
   squashfs-tools e2fsprogs erofs-utils iproute2 kmod gcc libc6-dev zstd lz4 curl openssl xorriso mtools grub-common \
-  grub-pc-bin grub-efi-amd64-bin ovmf mmdebstrap util-linux mount binutils musl-tools dosfstools tinyproxy-bin
+  grub-pc-bin grub-efi-amd64-bin ovmf mmdebstrap util-linux mount binutils musl-tools dosfstools tinyproxy-bin libnginx-mod-stream
 
 .PHONY: all deps test unit typecheck e2e demo demo-interactive demo-direct iso usb serve-demo clean kernel
 all: $(B)/inetboot $(B)/initramfs.cpio.zst

@@ -56,9 +56,9 @@ export const PROXY_CREDENTIALS = "USER:PASSWORD@ before its host in the variable
 const TLS_CODES = /CERT|SELF_SIGNED|TLS|SSL|EPROTO|UNABLE_TO|HOSTNAME|ALTNAME|ERR_TLS|UNABLE_TO_VERIFY/i;
 
 /** What went wrong before any response, in words: `host` is the server, `through` the proxy when
- *  there is one (then the proxy, not the server, is what could not be resolved or reached; TLS
- *  still runs end to end with the server). */
-export function describeTransportError(err: unknown, host: string, through?: string): { kind: FetchErrorKind; detail: string; transient: boolean; status?: number } {
+ *  there is one (then the proxy, not the server, is what could not be resolved or reached), and
+ *  `tlsWith` whom a TLS failure concerns (the server, unless the proxy is https://: tlsPeer()). */
+export function describeTransportError(err: unknown, host: string, through?: string, tlsWith = host): { kind: FetchErrorKind; detail: string; transient: boolean; status?: number } {
   const e = err as { code?: string; message?: string; name?: string } | undefined;
   const code = String(e?.code ?? "");
   const msg = String(e?.message ?? err);
@@ -68,7 +68,7 @@ export function describeTransportError(err: unknown, host: string, through?: str
   if (code === "EAI_AGAIN" || code === "DNSException" || /getaddrinfo/i.test(msg))
     return { kind: "dns", detail: `DNS lookup failed for ${peer} (${code || "temporary"})`, transient: true };
   if (code === "ECONNREFUSED") return { kind: "refused", detail: `connection refused by ${peer}`, transient: true };
-  if (TLS_CODES.test(code)) return { kind: "tls", detail: `TLS failure with ${host}: ${tlsReason(code, msg)}`, transient: false };
+  if (TLS_CODES.test(code)) return { kind: "tls", detail: `TLS failure with ${tlsWith}: ${tlsReason(code, msg)}`, transient: false };
   if (code === "ETIMEDOUT") return { kind: "timeout", detail: `connection to ${peer} timed out`, transient: true };
   // an https:// request's CONNECT answered with an error status (Bun: "Proxy refused to open a tunnel: 407 …")
   const tunnel = /refused to open a tunnel: (\d{3})(.*)/i.exec(msg);
@@ -80,13 +80,14 @@ export function describeTransportError(err: unknown, host: string, through?: str
 }
 
 /** Maps an error thrown by fetch() (before any body byte) to a FetchError. */
-export function classifyTransportError(err: unknown, url: string, host: string, through?: string): FetchError {
-  const d = describeTransportError(err, host, through);
+export function classifyTransportError(err: unknown, url: string, host: string, through?: string, tlsWith?: string): FetchError {
+  const d = describeTransportError(err, host, through, tlsWith);
   return new FetchError(d.kind, url, d.detail, d.status, d.transient);
 }
 
-/** "TLS failure with HOST: why" when fetch() failed on TLS, else null. */
-export function tlsFailure(err: unknown, url: string): string | null {
+/** "TLS failure with HOST: why" when fetch() failed on TLS, else null; `tlsWith` as in
+ *  describeTransportError (default: the URL's host). */
+export function tlsFailure(err: unknown, url: string, tlsWith?: string): string | null {
   const e = err as { code?: string; message?: string } | undefined;
   const code = String(e?.code ?? "");
   if (!TLS_CODES.test(code)) return null;
@@ -94,7 +95,7 @@ export function tlsFailure(err: unknown, url: string): string | null {
   try {
     host = new URL(url).hostname;
   } catch {}
-  return `TLS failure with ${host}: ${tlsReason(code, String(e?.message ?? err))}`;
+  return `TLS failure with ${tlsWith ?? host}: ${tlsReason(code, String(e?.message ?? err))}`;
 }
 
 // A private CA is the usual cause: say how to trust one.

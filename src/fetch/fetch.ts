@@ -11,7 +11,7 @@ import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 import { classifyTransportError, FetchError, redactUrl } from "./errors.ts";
 import type { FetchProgress } from "./progress.ts";
 import { authorize } from "./netrc.ts";
-import { describeVia, proxyOf } from "./proxy.ts";
+import { describeVia, proxyOf, tlsPeer } from "./proxy.ts";
 import { tlsOptions } from "./trust.ts";
 import { concatBytes } from "../sys/bytes.ts";
 
@@ -91,6 +91,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
   const host = parsed.hostname;
   const via = proxyOf(url);
   const through = via ? describeVia(via) : undefined;
+  const tlsWith = tlsPeer(url, via);
   const stallMs = opts.timeoutMs ?? 30_000;
   const retries = opts.retries ?? 3;
   const wantSha = opts.sha256?.toLowerCase();
@@ -213,7 +214,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
         } as never);
       } catch (e) {
         if (ac.signal.aborted) throw abortError(ac.signal.reason);
-        throw classifyTransportError((e as { cause?: unknown }).cause ?? e, shown, host, through);
+        throw classifyTransportError((e as { cause?: unknown }).cause ?? e, shown, host, through, tlsWith);
       }
       finalUrl = res.url || url;
 
@@ -262,7 +263,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
           } catch (e) {
             if (ac.signal.aborted) throw abortError(ac.signal.reason);
             if (total !== undefined) throw shortError(total);
-            throw classifyTransportError(e, shown, host, through);
+            throw classifyTransportError(e, shown, host, through, tlsWith);
           }
           if (r.done) break;
           arm();

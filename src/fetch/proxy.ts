@@ -106,3 +106,15 @@ export function viaHost(via: Via): string {
 
 /** "proxy HOST:PORT (HTTPS_PROXY)": who a message should blame when a proxied request failed. */
 export const describeVia = (via: Via): string => `proxy ${viaHost(via)}`;
+
+/** Whom a TLS failure of a request to `url` concerns: the server; or, through an https:// proxy
+ *  (TLS to the proxy itself), the proxy for an http:// URL and either of them for an https:// one
+ *  (Bun's error does not say which of the two handshakes failed). */
+export function tlsPeer(url: string, via: Via | null): string {
+  let host = url;
+  try {
+    host = new URL(url).hostname;
+  } catch {}
+  if (!via?.url.startsWith("https:")) return host;
+  return url.startsWith("https:") ? `${host} or the ${describeVia(via)}` : `the ${describeVia(via)}`;
+}

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { tlsFailure } from "../fetch/errors.ts";
 import { authorize } from "../fetch/netrc.ts";
-import { proxyOption } from "../fetch/proxy.ts";
+import { proxyOf, proxyOption, tlsPeer } from "../fetch/proxy.ts";
 import { tlsOptions } from "../fetch/trust.ts";
 import { writeAtomic } from "../store/atomic.ts";
 import { readFailure, UserError } from "../sys/errors.ts";
@@ -160,7 +160,7 @@ async function fetchBytes(url: string, optional: boolean): Promise<Uint8Array | 
   try {
     r = await fetch(authorize(url), { redirect: "follow", tls: tlsOptions(), proxy: proxyOption(url) });
   } catch (e) {
-    throw new UserError(`GET ${url}: ${tlsFailure(e, url) ?? (e as Error).message}`);
+    throw new UserError(`GET ${url}: ${tlsFailure(e, url, tlsPeer(url, proxyOf(url))) ?? (e as Error).message}`);
   }
   if (optional && r.status === 404) return null;
   if (!r.ok) throw new UserError(`GET ${url}: HTTP ${r.status}`);

@@ -4,7 +4,7 @@
 // is the evidence: a request that came through the proxy comes from the namespace's own address
 // (the proxy runs there), one that came directly from the host's end of the veth.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { withGuest } from "../lib/qemu.ts";
@@ -21,6 +21,8 @@ const dir = scratch("inetboot-proxy-");
 const www = join(dir, "www");
 const PROXY_PORT = 8888;
 const AUTH_PORT = 8890;
+const TLS_PROXY_PORT = 8891;
+const STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
 let net: VethNetns;
 let http: Nginx;
 let https: Nginx;
@@ -39,6 +41,24 @@ async function startTinyproxy(port: number, connectPort: number, extra: string[]
   for (let i = 0; ; i++) {
     if (await Bun.connect({ hostname: net.nsIp, port, socket: { data() {} } }).then((s) => (s.end(), true), () => false)) return p;
     if (p.exitCode !== null || i > 100) throw new Error(`tinyproxy did not start: ${await new Response(p.stderr).text()}`);
+    await Bun.sleep(50);
+  }
+}
+
+/** An https:// proxy: nginx's stream module in the namespace on nsIp:port, ending TLS (the test
+ *  CA's server certificate) and passing the bytes on to the tinyproxy on nsIp:to. */
+async function startTlsProxy(port: number, to: number, cert: { cert: string; key: string }) {
+  if (!existsSync(STREAM_MODULE)) throw new Error(`${STREAM_MODULE} not found: apt-get install libnginx-mod-stream`);
+  const w = join(dir, `tls-proxy-${port}`);
+  mkdirSync(w, { recursive: true });
+  writeFileSync(join(w, "nginx.conf"), `daemon off;\nmaster_process off;\npid ${w}/nginx.pid;\nerror_log ${w}/error.log;\nload_module ${STREAM_MODULE};
+events { worker_connections 256; }
+stream { server { listen ${net.nsIp}:${port} ssl; ssl_certificate ${cert.cert}; ssl_certificate_key ${cert.key}; proxy_pass ${net.nsIp}:${to}; } }\n`);
+  const p = Bun.spawn([...net.exec, "nginx", "-p", w, "-c", join(w, "nginx.conf")], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  net.procs.push(p);
+  for (let i = 0; ; i++) {
+    if (await Bun.connect({ hostname: net.nsIp, port, socket: { data() {} } }).then((s) => (s.end(), true), () => false)) return;
+    if (p.exitCode !== null || i > 100) throw new Error(`nginx (stream) did not start: ${await new Response(p.stderr).text()}`);
     await Bun.sleep(50);
   }
 }
@@ -63,13 +83,15 @@ beforeAll(async () => {
   need("nginx", "nginx");
   net = createVethNetns("ibproxy", 214);
   proxy = `http://${net.nsIp}:${PROXY_PORT}`;
-  ca = makeTestCertificates(dir, [net.nsIp]).ca;
+  const certs = makeTestCertificates(dir, [net.nsIp]);
+  ca = certs.ca;
   ({ img, root } = stageWww(dir));
   const at = { host: net.nsIp, exec: net.exec };
   http = await startNginx(www, join(dir, "nginx-http"), 8080, undefined, at);
   https = await startNginx(www, join(dir, "nginx-https"), 8443, { cert: join(dir, "server.pem"), key: join(dir, "server.key") }, at);
   await startTinyproxy(PROXY_PORT, 8443);
   await startTinyproxy(AUTH_PORT, 8443, ["BasicAuth alice s3cret"]);
+  await startTlsProxy(TLS_PROXY_PORT, PROXY_PORT, certs);
 }, T);
 afterAll(async () => {
   await net?.stop();
@@ -128,6 +150,29 @@ describe("through a proxy on the host", () => {
     const refused = cli({ HTTPS_PROXY: proxy }, "info", `https://${net.nsIp}:8080/store`);
     expect(refused.err).toContain(`proxy ${net.nsIp}:${PROXY_PORT} (HTTPS_PROXY) refused to open a tunnel: 403`);
   });
+
+  test("an https:// proxy (TLS to the proxy itself, trusted with --ca): store and raw image, http and https; untrusted, the error names it", async () => {
+    const tlsProxy = `https://${net.nsIp}:${TLS_PROXY_PORT}`;
+    const env = { HTTP_PROXY: tlsProxy, HTTPS_PROXY: tlsProxy };
+    for (const server of [http, https]) {
+      const from = server.lines().length;
+      expect(await nbdcopySha(`${server.url}store`, dir, `tls-proxy-${server.port}`, ["--ca", ca], env)).toBe(sha(img));
+      const out = join(dir, "fetched-tls-proxy.img");
+      expect(cli(env, "fetch", `${server.url}disk.img`, "--ca", ca, "--out", out, "--quiet").err).toBe("");
+      expect(sha(readFileSync(out))).toBe(sha(img));
+      expect(Object.keys(clients(server, from))).toEqual([net.nsIp]);
+    }
+    // without --ca the proxy's certificate is not trusted: for an http:// URL only the proxy speaks
+    // TLS, so the message names it; for https:// either handshake may be the one that failed
+    const where = `proxy ${net.nsIp}:${TLS_PROXY_PORT} (HTTP_PROXY)`;
+    const f = cli({ HTTP_PROXY: tlsProxy }, "fetch", `${http.url}disk.img`, "--out", join(dir, "never"));
+    expect(f.code).not.toBe(0);
+    expect(f.err.trim()).toStartWith(`inetboot: fetch ${http.url}disk.img: TLS failure with the ${where}: certificate issuer not trusted`);
+    const i = cli({ HTTP_PROXY: tlsProxy }, "info", `${http.url}store`);
+    expect(i.err.trim()).toStartWith(`inetboot: cannot fetch store index: ${http.url}store/index: TLS failure with the ${where}: certificate issuer not trusted`);
+    const s = cli({ HTTPS_PROXY: tlsProxy }, "info", `${https.url}store`);
+    expect(s.err.trim()).toStartWith(`inetboot: cannot fetch store index: ${https.url}store/index: TLS failure with ${net.nsIp} or the proxy ${net.nsIp}:${TLS_PROXY_PORT} (HTTPS_PROXY): certificate issuer not trusted`);
+  }, T);
 
   test("a server on loopback is reached directly whatever the variables say: small and large reads alike", async () => {
     const local = await startNginx(www, join(dir, "nginx-loopback"));

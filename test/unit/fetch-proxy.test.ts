@@ -2,7 +2,7 @@
 // tinyproxy), and that the variables leave process.env once taken, so Bun's fetch cannot decide
 // differently on its own.
 import { afterEach, expect, test } from "bun:test";
-import { describeVia, proxyEnvVars, proxyOf, readProxyEnv, takeProxyEnv } from "../../src/fetch/proxy.ts";
+import { describeVia, proxyEnvVars, proxyOf, readProxyEnv, takeProxyEnv, tlsPeer } from "../../src/fetch/proxy.ts";
 
 const via = (url: string, env: Record<string, string>) => proxyOf(url, readProxyEnv(env));
 
@@ -46,6 +46,15 @@ afterEach(() => {
   for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
   Object.assign(process.env, saved);
   takeProxyEnv({}); // back to "no proxy"
+});
+
+test("a TLS failure blames the server, or an https:// proxy: alone for an http:// URL, as one of two for an https:// one", () => {
+  const plain = { url: "http://proxy.corp:3128", variable: "HTTPS_PROXY" };
+  const tls = { url: "https://u:pw@proxy.corp:3129", variable: "HTTP_PROXY" };
+  expect(tlsPeer("https://store.example/x", null)).toBe("store.example");
+  expect(tlsPeer("https://store.example/x", plain)).toBe("store.example");
+  expect(tlsPeer("http://store.example/x", tls)).toBe("the proxy proxy.corp:3129 (HTTP_PROXY)");
+  expect(tlsPeer("https://store.example/x", tls)).toBe("store.example or the proxy proxy.corp:3129 (HTTP_PROXY)");
 });
 
 test("takeProxyEnv removes the variables from the environment and keeps them for child processes", async () => {

@@ -7,7 +7,7 @@
 import { Http1Client } from "./http1.ts";
 import { describeTransportError, PROXY_CREDENTIALS, redactUrls, tlsFailure } from "../../fetch/errors.ts";
 import { tlsOptions } from "../../fetch/trust.ts";
-import { describeVia, proxyOf, proxyOption } from "../../fetch/proxy.ts";
+import { describeVia, proxyOf, proxyOption, tlsPeer } from "../../fetch/proxy.ts";
 import { authorize, netrcFileFor } from "../../fetch/netrc.ts";
 
 export class HttpError extends Error {
@@ -30,9 +30,9 @@ export const refusedStatus = (status: number | undefined) => status === 401 || s
 /** A request that failed before any response, in the words fetch's failures get (fetch/errors.ts):
  *  a refused certificate or an unknown host name is final; through a proxy, the proxy is named. */
 function transportError(url: string, e: unknown): HttpError {
-  const tls = tlsFailure(e, url);
-  if (tls) return new HttpError(url, tls, undefined, true);
   const via = proxyOf(url);
+  const tls = tlsFailure(e, url, tlsPeer(url, via));
+  if (tls) return new HttpError(url, tls, undefined, true);
   const d = describeTransportError(e, new URL(url).hostname, via ? describeVia(via) : undefined);
   // (an error without a known code keeps its own words: "connection closed before the response")
   const why = d.kind === "net" && !via ? ((e as Error).message?.split("\n")[0] ?? String(e)) : d.detail;
