@@ -101,7 +101,7 @@ export async function runNbd(o: NbdCliOptions): Promise<void> {
     source,
     listen: o.listen,
     exportName: o.name,
-    description: `inetboot ${o.source}`,
+    description: `inetboot ${redactUrls(o.source)}`, // (every client can read it)
     log: (line) => process.stderr.write(line + "\n"),
   });
   process.stderr.write(`serving ${redactUrls(o.source)} (${source.size} bytes${o.cow || o.cowFile ? ", copy-on-write" : ""}) on ${server.address}\n`);

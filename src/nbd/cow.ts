@@ -143,14 +143,15 @@ export async function createCowSource(base: BlockSource, opts: CowOptions = {}):
     return r;
   }
 
-  /** Applies `fill` (data bytes, or null for zeros) over [offset, offset+length). */
-  async function mutate(offset: number, length: number, fill: Uint8Array | null) {
+  /** Applies `fill` (data bytes, or null for zeros) over [offset, offset+length); `noHole`: zeros
+   *  are stored as data grains (allocated), not as zero grains. */
+  async function mutate(offset: number, length: number, fill: Uint8Array | null, noHole = false) {
     const end = offset + length;
     for (let i = Math.floor(offset / GRAIN); i * GRAIN < end; i++) {
       const gStart = i * GRAIN, gLen = grainLen(i);
       const from = Math.max(offset, gStart), to = Math.min(end, gStart + gLen);
       const whole = from === gStart && to === gStart + gLen;
-      if (whole && fill === null) {
+      if (whole && fill === null && !noHole) {
         store.drop(i);
         setState(i, ZERO);
         continue;
@@ -186,7 +187,7 @@ export async function createCowSource(base: BlockSource, opts: CowOptions = {}):
     blockSize: base.blockSize,
     read,
     write: (offset, data) => locked(() => mutate(offset, data.length, data)),
-    zero: (offset, length) => locked(() => mutate(offset, length, null)),
+    zero: (offset, length, noHole) => locked(() => mutate(offset, length, null, noHole)),
     // Trimmed ranges read back as zeros: never as stale base data the client meant to discard.
     trim: (offset, length) => locked(() => mutate(offset, length, null)),
     flush: () => locked(() => store.flush()),

@@ -156,6 +156,8 @@ function matchContexts(queries: string[], list: boolean): string[] {
 }
 
 function metaContext(c: Ctx, b: Uint8Array, list: boolean): Step {
+  // SET replaces the selection even when it fails (the spec): a failed SET leaves none
+  if (!list) c.baseAllocation = false;
   if (!c.structured) return reply(c, REP.ERR_INVALID, "structured replies must be negotiated first");
   const p = decodeMetaRequest(b);
   if (!p.ok) return reply(c, REP.ERR_INVALID, p.reason);

@@ -128,4 +128,4 @@ export const STRUCTURED_REPLY_HEADER_SIZE = 20;
 /** Limits this server enforces. */
 export const MAX_STRING = 4096; // spec: strings MUST be ≤ 4096 bytes
 export const MAX_REQUEST = 32 * 1024 * 1024; // largest READ/WRITE payload (advertised as max block size)
-export const MAX_OPTION_DATA = 64 * 1024; // option payloads above this are refused with a disconnect
+export const MAX_OPTION_DATA = 64 * 1024; // option payloads above this are skipped and answered ERR_TOO_BIG

@@ -24,7 +24,9 @@ export interface NbdServerOptions {
 export interface NbdServer {
   /** nbd://HOST:PORT/NAME or nbd+unix:///NAME?socket=PATH */
   address: string;
-  close(): Promise<void>;
+  /** Stops accepting; each connection stops reading requests and ends once the replies to those
+   *  in flight are sent (as at a client's DISC), or after `graceMs` (default 5 s) at the latest. */
+  close(graceMs?: number): Promise<void>;
 }
 
 export type ListenSpec = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
@@ -97,6 +99,8 @@ class Connection {
   private stopping = false;
   private ended = false;
   private paused = false;
+  /** Resolves once the socket is ended or closed. */
+  readonly gone = Promise.withResolvers<void>();
 
   constructor(
     private sock: Socket<unknown>,
@@ -131,6 +135,19 @@ class Connection {
   onClose() {
     this.ended = true;
     this.out = [];
+    this.gone.resolve();
+  }
+
+  /** The client shut its sending side (libnbd does after DISC): as DISC, the replies to requests
+   *  in flight are still sent, then the socket ends. */
+  onEnd() {
+    this.finish("");
+  }
+
+  /** The server is stopping: no more requests; those in flight are answered first. */
+  shutdown(): Promise<void> {
+    this.finish("");
+    return this.gone.promise;
   }
 
   /** Queues one reply's frames as a unit. */
@@ -170,6 +187,7 @@ class Connection {
       if (this.inflight === 0 && this.out.length === 0) {
         this.ended = true;
         this.sock.end();
+        this.gone.resolve();
       }
       return;
     }
@@ -196,6 +214,7 @@ class Connection {
       this.log(`nbd: connection error: ${e instanceof Error ? e.message : String(e)}`);
       this.ended = true;
       this.sock.end();
+      this.gone.resolve();
     }
   }
 
@@ -228,7 +247,7 @@ class Connection {
           // Too big to hold: discard the payload as it streams in, answer with an error.
           this.in.consume(REQUEST_SIZE);
           this.skip = req.length;
-          this.send(errorReply(req, s, new NbdReplyError(NBD_ERR.EOVERFLOW, `WRITE of ${req.length} bytes is too large`)));
+          this.send(errorReply(req, s, new NbdReplyError(NBD_ERR.EINVAL, `WRITE of ${req.length} bytes exceeds the ${MAX_REQUEST}-byte maximum`)));
           continue;
         }
         if (this.in.length < REQUEST_SIZE + req.length) return;
@@ -296,6 +315,9 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
     drain(sock: Socket<unknown>) {
       conns.get(sock)?.onDrain();
     },
+    end(sock: Socket<unknown>) {
+      conns.get(sock)?.onEnd();
+    },
     close(sock: Socket<unknown>) {
       conns.get(sock)?.onClose();
       conns.delete(sock);
@@ -315,13 +337,13 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
       unlinkSync(l.path);
     }
     try {
-      listener = Bun.listen({ unix: l.path, socket: handlers, binaryType: "uint8array" } as never);
+      listener = Bun.listen({ unix: l.path, socket: handlers, binaryType: "uint8array", allowHalfOpen: true } as never);
     } catch (e) {
       throw new UserError(`listen(unix:${l.path}): ${listenFailure(e)}`);
     }
   } else {
     try {
-      listener = Bun.listen({ hostname: l.host, port: l.port, socket: handlers, binaryType: "uint8array" } as never);
+      listener = Bun.listen({ hostname: l.host, port: l.port, socket: handlers, binaryType: "uint8array", allowHalfOpen: true } as never);
     } catch (e) {
       throw new UserError(`listen(tcp:${l.host}:${l.port}): ${listenFailure(e)}`);
     }
@@ -329,9 +351,13 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
   const port = l.kind === "tcp" ? (listener as unknown as { port: number }).port : 0;
   return {
     address: addressOf(l, exp.name, port),
-    async close() {
-      listener.stop(true);
-      for (const s of conns.keys()) s.end();
+    async close(graceMs = 5000) {
+      listener.stop(false);
+      const all = Promise.all([...conns.values()].map((c) => c.shutdown()));
+      let timer: Timer | undefined;
+      await Promise.race([all, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+      for (const s of conns.keys()) s.terminate();
       conns.clear();
       if (l.kind === "unix" && existsSync(l.path)) {
         try {

@@ -48,8 +48,9 @@ export function validate(req: Request, s: Session): NbdReplyError | null {
     return null;
   }
   if (req.length === 0) return new NbdReplyError(NBD_ERR.EINVAL, `${name} of zero bytes`);
+  // (the spec: EINVAL; EOVERFLOW only for a READ that may not be fragmented)
   if ((req.type === CMD.READ || req.type === CMD.WRITE) && req.length > MAX_REQUEST)
-    return new NbdReplyError(NBD_ERR.EOVERFLOW, `${name} of ${req.length} bytes exceeds the ${MAX_REQUEST}-byte maximum`);
+    return new NbdReplyError(req.type === CMD.READ && req.flags & CMD_FLAG.DF ? NBD_ERR.EOVERFLOW : NBD_ERR.EINVAL, `${name} of ${req.length} bytes exceeds the ${MAX_REQUEST}-byte maximum`);
   if (req.offset > BigInt(Number.MAX_SAFE_INTEGER) || Number(req.offset) + req.length > source.size) {
     // The spec asks for ENOSPC on writes past the end, EINVAL elsewhere.
     const e = req.type === CMD.WRITE || req.type === CMD.WRITE_ZEROES ? NBD_ERR.ENOSPC : NBD_ERR.EINVAL;
@@ -62,8 +63,8 @@ export function validate(req: Request, s: Session): NbdReplyError | null {
 
 const ZERO_CHUNK = 1 << 20;
 
-async function zeroRange(src: BlockSource, off: number, len: number) {
-  if (src.zero) return src.zero(off, len);
+async function zeroRange(src: BlockSource, off: number, len: number, noHole: boolean) {
+  if (src.zero) return src.zero(off, len, noHole);
   // Emulated with plain writes so WRITE_ZEROES works on any writable source.
   const z = new Uint8Array(Math.min(len, ZERO_CHUNK));
   for (let p = 0; p < len; p += z.length) {
@@ -145,7 +146,7 @@ export async function execute(req: Request, payload: Uint8Array | null, s: Sessi
         break;
       case CMD.WRITE_ZEROES:
         if (!source.write && !source.zero) throw new NbdReplyError(NBD_ERR.EPERM, "source cannot write");
-        await zeroRange(source, off, len);
+        await zeroRange(source, off, len, (req.flags & CMD_FLAG.NO_HOLE) !== 0);
         break;
       case CMD.TRIM:
         // Trim is advisory: a source without it simply keeps the data.

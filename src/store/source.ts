@@ -22,7 +22,8 @@ export interface BlockSource {
    *  with a cache (no copy on the hot path): callers must not modify them. */
   read(offset: number, length: number): Promise<Uint8Array>;
   write?(offset: number, data: Uint8Array): Promise<void>;
-  zero?(offset: number, length: number): Promise<void>;
+  /** Zeros a range; `noHole`: keep it allocated (the client sent NBD_CMD_FLAG_NO_HOLE). */
+  zero?(offset: number, length: number, noHole?: boolean): Promise<void>;
   trim?(offset: number, length: number): Promise<void>;
   flush?(): Promise<void>;
   /** Hint that the range will be read soon (NBD_CMD_CACHE, read-ahead). */

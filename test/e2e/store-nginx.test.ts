@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { packImage } from "../../src/store/pack.ts";
 import { openSource } from "../../src/store/open.ts";
 import { makeImage, prng, tmp } from "../unit/store-fixtures.ts";
+import { startNbd } from "../lib/servers.ts";
 
 const CS = 65536;
 let dir: string;
@@ -134,6 +135,17 @@ describe("nginx interop", () => {
     expect(none.err.trim()).toBe(`inetboot: cannot fetch store index: ${url}private/store/index: HTTP 401: the server wants a user and password (put USER:PASSWORD@ before the host in the URL)`);
     expect(wrong.code).toBe(1);
     expect(wrong.err.trim()).toBe(`inetboot: cannot fetch store index: ${url}private/store/index: HTTP 401: the server refused the user and password in the URL`);
+
+    // inetboot nbd: the export's description, which every NBD client can list, has no password
+    const nbd = await startNbd(auth + "store/", ["--listen", `unix:${join(dir, "auth.sock")}`]);
+    try {
+      const list = Bun.spawnSync(["nbdinfo", "--list", nbd.uri], { stdout: "pipe", stderr: "pipe" });
+      expect(list.exitCode).toBe(0);
+      expect(list.stdout.toString()).toContain(`description: inetboot ${url}private/store/`);
+      expect(list.stdout.toString() + nbd.err.text).not.toContain("s3cret");
+    } finally {
+      await nbd.stop();
+    }
   });
 
   test("CLI info and verify over http; a corrupted chunk makes verify exit 1", async () => {

@@ -70,3 +70,14 @@ test("cow in a sparse file matches a model", async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("WRITE_ZEROES with NO_HOLE keeps the range allocated; without it, whole grains become zero extents", async () => {
+  const cow = await createCowSource(base());
+  await cow.zero!(0, 16384, true);
+  await cow.zero!(16384, 16384);
+  expect((await cow.read(0, 32768)).every((x) => x === 0)).toBe(true);
+  const ext = await cow.extents!(0, 32768);
+  expect(ext.filter((e) => e.offset < 16384).every((e) => !e.zero)).toBe(true);
+  expect(ext.find((e) => e.offset === 16384)).toEqual({ offset: 16384, length: 16384, zero: true });
+  await cow.close!();
+});

@@ -127,8 +127,21 @@ describe("handshake state table", () => {
     expect(Buffer.from(r.replies[2].data).toString()).toBe("\0\0\0\x01base:allocation");
     const n = h.negotiated();
     expect(n.structured).toBe(true);
-    expect(n.baseAllocation).toBe(true);
+    // the failed SET (unknown export) replaced the selection too, with none: the spec's rule
+    expect(n.baseAllocation).toBe(false);
     expect(n.flags & TF.SEND_DF).toBeTruthy();
+  });
+
+  test("a SET that fails (unknown export, malformed) leaves no context selected; a later good one selects again", () => {
+    const good = encodeOption(OPT.SET_META_CONTEXT, encodeMetaRequest("", ["base:allocation"]));
+    const unknown = encodeOption(OPT.SET_META_CONTEXT, encodeMetaRequest("zzz", ["base:allocation"]));
+    const malformed = encodeOption(OPT.SET_META_CONTEXT, new Uint8Array([0, 0, 0, 9]));
+    const go = encodeOption(OPT.GO, encodeInfoRequest("", []));
+    for (const [steps, selected] of [[[good, unknown], false], [[good, malformed], false], [[good, unknown, good], true]] as const) {
+      const h = new Handshake(EXP);
+      run(h, flags(), encodeOption(OPT.STRUCTURED_REPLY), ...steps, go);
+      expect(h.negotiated().baseAllocation).toBe(selected);
+    }
   });
 
   test("EXPORT_NAME: known name sends size+flags (no zeroes when asked), unknown closes silently", () => {

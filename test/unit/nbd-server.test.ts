@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { createConnection } from "node:net";
 import { join } from "node:path";
 import { RawConn, negotiate } from "../../src/nbd/client.ts";
-import { decodeChunkHeader, decodeSimpleReply, encodeRequest } from "../../src/nbd/codec.ts";
-import { CMD, NBD_ERR, REPLY_TYPE } from "../../src/nbd/protocol.ts";
+import { decodeChunkHeader, decodeOptionReplyHeader, decodeSimpleReply, encodeClientFlags, encodeInfoRequest, encodeOption, encodeRequest } from "../../src/nbd/codec.ts";
+import { CMD, CMD_FLAG, FLAG_C_FIXED_NEWSTYLE, FLAG_C_NO_ZEROES, NBD_ERR, OPT, REP, REPLY_TYPE } from "../../src/nbd/protocol.ts";
 import { startNbdServer, type NbdServer } from "../../src/nbd/server.ts";
 import { BlockError, type BlockSource } from "../../src/store/source.ts";
 import { scratch } from "../lib/tmp.ts";
@@ -76,7 +77,7 @@ describe("nbd server (simple replies)", () => {
     const cases: [Uint8Array, number][] = [
       [req(CMD.WRITE, 3n, 0, 4, 0, new Uint8Array(4)), NBD_ERR.EPERM],
       [req(CMD.READ, 4n, SIZE - 4, 8), NBD_ERR.EINVAL],
-      [req(CMD.READ, 5n, 0, 64 << 20), NBD_ERR.EOVERFLOW],
+      [req(CMD.READ, 5n, 0, 64 << 20), NBD_ERR.EINVAL], // over the maximum block size
       [req(CMD.READ, 6n, 4096, 10), NBD_ERR.EIO],
       [req(CMD.READ, 7n, 10, 0), NBD_ERR.EINVAL],
       [req(99, 8n, 0, 1), NBD_ERR.EINVAL],
@@ -133,14 +134,21 @@ describe("nbd server (writable, structured replies)", () => {
     expect(e.readUInt32BE(0)).toBe(NBD_ERR.EIO);
     expect(e.subarray(6).toString()).toContain("injected failure");
 
-    // An over-limit WRITE gets an error and its payload is skipped: the stream stays in sync.
+    // A READ over the maximum that may not be fragmented (DF): EOVERFLOW, the one case the spec
+    // reserves it for
+    c.write(req(CMD.READ, 31n, 0, 33 << 20, CMD_FLAG.DF));
+    h = decodeChunkHeader(await c.read(20));
+    expect([h.handle, h.type]).toEqual([31n, REPLY_TYPE.ERROR]);
+    expect(Buffer.from(await c.read(h.length)).readUInt32BE(0)).toBe(NBD_ERR.EOVERFLOW);
+
+    // An over-limit WRITE gets EINVAL and its payload is skipped: the stream stays in sync.
     const big = 33 << 20;
     c.write(req(CMD.WRITE, 4n, 0, big));
     for (let sent = 0; sent < big; sent += 1 << 20) c.write(new Uint8Array(1 << 20));
     c.write(req(CMD.BLOCK_STATUS, 5n, 0, SIZE));
     h = decodeChunkHeader(await c.read(20));
     expect([h.handle, h.type]).toEqual([4n, REPLY_TYPE.ERROR]);
-    expect(Buffer.from(await c.read(h.length)).readUInt32BE(0)).toBe(NBD_ERR.EOVERFLOW);
+    expect(Buffer.from(await c.read(h.length)).readUInt32BE(0)).toBe(NBD_ERR.EINVAL);
     h = decodeChunkHeader(await c.read(20), 0);
     expect([h.handle, h.type]).toEqual([5n, REPLY_TYPE.BLOCK_STATUS]);
     const bs = Buffer.from(await c.read(h.length));
@@ -179,5 +187,74 @@ describe("nbd server (holes)", () => {
     expect([r.handle, r.error]).toEqual([3n, 0]);
     expect(await s.read(64)).toEqual(new Uint8Array(64));
     s.end();
+  });
+});
+
+describe("nbd server: ending", () => {
+  test("a client that sends DISC and shuts its sending side (libnbd) still gets every reply in flight", async () => {
+    // node:net, because Bun.connect's shutdown(true) closes both sides here
+    const sent = [
+      encodeClientFlags(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES),
+      encodeOption(OPT.GO, encodeInfoRequest("", [])),
+      req(CMD.READ, 1n, 0, 65536), // slow: answered after the half-close
+      req(CMD.READ, 2n, 100, 8),
+      req(CMD.DISC, 3n, 0, 0),
+    ];
+    const got: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const c = createConnection({ path: `${dir}/ro.sock`, allowHalfOpen: true });
+      c.on("connect", () => c.end(Buffer.concat(sent)));
+      c.on("data", (d: Buffer) => got.push(d));
+      c.on("close", () => resolve());
+      c.on("error", reject);
+    });
+    let b = Buffer.concat(got).subarray(18); // after the greeting: GO's replies up to its ACK
+    for (;;) {
+      const h = decodeOptionReplyHeader(b.subarray(0, 20));
+      b = b.subarray(20 + h.length);
+      if (h.type === REP.ACK) break;
+    }
+    const replies = new Map<bigint, Uint8Array>();
+    while (b.length >= 16) {
+      const r = decodeSimpleReply(b.subarray(0, 16));
+      expect(r.error).toBe(0);
+      const n = r.handle === 1n ? 65536 : 8;
+      replies.set(r.handle, b.subarray(16, 16 + n));
+      b = b.subarray(16 + n);
+    }
+    expect(replies.get(1n)).toEqual(Buffer.from(data.subarray(0, 65536)));
+    expect(replies.get(2n)).toEqual(Buffer.from(data.subarray(100, 108)));
+  });
+
+  test("close() answers the requests in flight before it ends a connection; one that hangs waits only the grace time", async () => {
+    let release!: () => void;
+    const hang = new Promise<void>((r) => (release = r));
+    const slow: BlockSource = {
+      size: SIZE, readOnly: true, blockSize: 4096,
+      async read(off, len) {
+        if (off === 8192) await hang; // never, until the test ends
+        else await Bun.sleep(300);
+        return data.slice(off, off + len);
+      },
+    };
+    for (const [offset, answered] of [[0, true], [8192, false]] as const) {
+      const sock = `${dir}/closing-${offset}.sock`;
+      const srv = await startNbdServer({ source: slow, listen: `unix:${sock}` });
+      const c = await RawConn.connect(`unix:${sock}`);
+      await negotiate(c);
+      c.write(req(CMD.READ, 7n, offset, 4096));
+      await Bun.sleep(50); // the read is in flight
+      const t0 = performance.now();
+      await srv.close(answered ? 5000 : 300);
+      if (answered) {
+        const r = await simple(c);
+        expect([r.handle, r.error]).toEqual([7n, 0]);
+        expect(await c.read(4096)).toEqual(data.subarray(0, 4096));
+      } else {
+        expect(performance.now() - t0).toBeLessThan(2000);
+      }
+      expect(await c.closedWithin(2000)).toBe(true);
+    }
+    release();
   });
 });
