@@ -124,13 +124,22 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
       throw new FetchError("io", shown, `cannot create ${part}: ${(e as NodeJS.ErrnoException).code ?? e}`);
     }
   }
+  // Written at explicit positions: truncate() does not move a file's offset, so after a restart
+  // position-less writes would land after a hole of zeros (and the digest, taken on the stream,
+  // would still match).
+  let at = 0;
   const sink: Sink = fh
     ? {
         write: async (c) => {
-          await fh!.write(c);
+          for (let off = 0; off < c.length; ) {
+            const { bytesWritten } = await fh!.write(c, off, c.length - off, at);
+            off += bytesWritten;
+            at += bytesWritten;
+          }
         },
         reset: async () => {
           await fh!.truncate(0);
+          at = 0;
         },
       }
     : opts.discard

@@ -281,6 +281,16 @@ describe("truncated bodies", () => {
     expect(r.bytes).toEqual(FULL);
     expect(requests.length).toBe(2);
   });
+
+  test("restarted into a file: the file holds the body from its first byte (not after a hole)", async () => {
+    requests = [];
+    honourRange = false;
+    const dest = join(dir, "restarted.bin");
+    const r = await fetchFile(`http://127.0.0.1:${srv.port}/f`, { dest, sha256: sha(FULL), backoff: FAST });
+    expect(requests.length).toBe(2);
+    expect(r.sha256).toBe(sha(FULL));
+    expect(sha(await Bun.file(dest).bytes())).toBe(sha(FULL)); // the bytes on disk, not what fetch hashed
+  });
 });
 
 describe("HTTPS", () => {
