@@ -3,7 +3,7 @@
 // leave the fetcher.
 import { sha256Hex } from "./chunk-name.ts";
 import { unpackPool, UnpackError } from "./unpack-pool.ts";
-import { rawFramePlainInPlace } from "./zstd-raw.ts";
+import { rawFramePlainInPlace, zstdDeclaredSize } from "./zstd-raw.ts";
 
 export interface ChunkRef {
   /** SHA-256 of the plain bytes, lowercase hex (also the chunk's file name) */
@@ -27,8 +27,22 @@ function checkPlain(ref: ChunkRef, plain: Uint8Array): Uint8Array {
   return plain;
 }
 
+/** Before decompressing: the frame must declare the expected size (else a small hostile frame
+ *  could make the decoder allocate gigabytes). */
+function checkDeclared(ref: ChunkRef, packed: Uint8Array): void {
+  const d = zstdDeclaredSize(packed);
+  if (d === -1) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: not a zstd frame that declares its size`);
+  if (d !== ref.size) throw new ChunkError(`chunk ${ref.hex.slice(0, 16)}…: declares ${d} bytes, expected ${ref.size}`);
+}
+
+/** The most bytes a stored chunk of `size` plain bytes can take: zstd's worst case (incompressible
+ *  data in raw blocks) plus room for headers. A larger body is not a chunk: it is refused before
+ *  it is all in memory. */
+export const maxPackedSize = (size: number): number => size + (size >> 7) + 4096;
+
 /** Decompresses and checks length and digest; throws ChunkError on any mismatch. */
 export function unpackChunk(ref: ChunkRef, packed: Uint8Array): Uint8Array {
+  checkDeclared(ref, packed);
   let plain: Uint8Array;
   try {
     plain = Bun.zstdDecompressSync(packed);
@@ -45,6 +59,7 @@ export function unpackChunk(ref: ChunkRef, packed: Uint8Array): Uint8Array {
  *  that holds other live data (an HTTP body or a file read is fine). Small chunks, or no worker,
  *  run on this thread with the decompression on Bun's thread pool. */
 export async function unpackChunkAsync(ref: ChunkRef, packed: Uint8Array): Promise<Uint8Array> {
+  checkDeclared(ref, packed);
   const pool = unpackPool();
   if (pool.usable && packed.length >= WORKER_MIN) {
     try {

@@ -8,14 +8,21 @@
 // calling thread (same checks). Raw-block frames (the disk cache's entries) are not decompressed
 // but gathered in place (zstd-raw.ts): no fresh 256 KiB buffer per chunk, whose page faults cost
 // as much as the hashing on a warm read.
-import { rawFramePlainInPlace } from "./zstd-raw.ts";
+import { rawFramePlainInPlace, zstdDeclaredSize } from "./zstd-raw.ts";
 
+// (callers check zstdDeclaredSize first, chunk.ts; the worker checks again: it is the one that
+// allocates)
 const WORKER_SRC = `
 const rawFramePlainInPlace = ${rawFramePlainInPlace.toString()};
+const zstdDeclaredSize = ${zstdDeclaredSize.toString()};
 self.onmessage = (e) => {
   const { id, buf, off, len, size, hex } = e.data;
   const packed = new Uint8Array(buf, off, len);
   const short = hex.slice(0, 16) + "…";
+  if (zstdDeclaredSize(packed) !== size) {
+    postMessage({ id, err: "chunk " + short + ": frame does not declare " + size + " bytes" });
+    return;
+  }
   let plain = rawFramePlainInPlace(packed);
   if (!plain) try {
     plain = Bun.zstdDecompressSync(packed);

@@ -82,3 +82,22 @@ export function rawFramePlainInPlace(frame: Uint8Array): Uint8Array | null {
   }
   return frame.subarray(begin, out);
 }
+
+/**
+ * The plain size a zstd frame's header declares (Frame_Content_Size, RFC 8878 §3.1.1.1.4), or -1
+ * when `frame` does not start with a zstd frame header or declares no size. Checked before
+ * decompressing: a decoder allocates what the header says, so a hostile chunk of a few KB could
+ * otherwise demand a GiB. Self-contained (no imports) so the unpack worker can embed its source.
+ */
+export function zstdDeclaredSize(frame: Uint8Array): number {
+  if (frame.length < 6 || frame[0] !== 0x28 || frame[1] !== 0xb5 || frame[2] !== 0x2f || frame[3] !== 0xfd) return -1;
+  const fhd = frame[4]!;
+  const single = (fhd >> 5) & 1;
+  const fcsBytes = [single, 2, 4, 8][fhd >> 6]!;
+  if (fcsBytes === 0) return -1;
+  const p = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3]!;
+  if (p + fcsBytes > frame.length) return -1;
+  let v = 0;
+  for (let i = fcsBytes - 1; i >= 0; i--) v = v * 256 + frame[p + i]!;
+  return fcsBytes === 2 ? v + 256 : v;
+}

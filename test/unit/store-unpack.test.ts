@@ -27,7 +27,10 @@ describe("unpack on workers", () => {
     expect(err.message).toMatch(/digest mismatch/);
     expect(await errOf(unpackChunkAsync({ ...ref, size: 1000 }, Bun.zstdCompressSync(plain)))).toMatch(/expected 1000/);
     expect(await errOf(unpackChunkAsync({ ...ref, hex: "0".repeat(64) }, Bun.zstdCompressSync(plain)))).toMatch(/digest mismatch/);
-    expect(await errOf(unpackChunkAsync(ref, prng(20000, 1)))).toMatch(/not valid zstd/);
+    expect(await errOf(unpackChunkAsync(ref, prng(20000, 1)))).toMatch(/not a zstd frame that declares its size/);
+    const broken = Bun.zstdCompressSync(plain);
+    broken.fill(0xff, 12, 40); // the header (and its size) intact, the blocks not
+    expect(await errOf(unpackChunkAsync(ref, broken))).toMatch(/not valid zstd data|digest mismatch/);
   });
 
   test("warm() starts the workers before any chunk (a store's open does), and they take chunks", async () => {

@@ -9,7 +9,7 @@ import { unpackChunkAsync, type ChunkRef } from "../chunk.ts";
 import { writeAtomic, writeTemp } from "../atomic.ts";
 import type { GroupCommit } from "../group-commit.ts";
 import { statfsSpace, type CacheRoom } from "../cache-room.ts";
-import { zstdRawFramePieces } from "../zstd-raw.ts";
+import { zstdDeclaredSize, zstdRawFramePieces } from "../zstd-raw.ts";
 import type { ChunkLayer } from "./layer.ts";
 import { sha256Hex } from "../chunk-name.ts"; // for verifyCacheEntry (host tools, below)
 import { ChunkError } from "../chunk.ts";
@@ -152,6 +152,8 @@ export function cacheEntryPath(dir: string, hex: string): string {
 
 /** Checks an entry whose plain length is unknown: one zstd frame whose plain bytes hash to `hex`. */
 export async function verifyCacheEntry(hex: string, packed: Uint8Array): Promise<Uint8Array> {
+  const declared = zstdDeclaredSize(packed);
+  if (declared < 0 || declared > 1 << 22) throw new ChunkError(`chunk ${hex.slice(0, 16)}…: not a zstd frame declaring a chunk's size (at most 4 MiB)`);
   let plain: Uint8Array;
   try {
     plain = await Bun.zstdDecompress(packed);

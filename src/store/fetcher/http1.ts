@@ -38,6 +38,8 @@ export interface Http1RequestOptions {
   /** Called once the head is parsed; returning false means "body not wanted" (it is drained if
    *  small, else the connection is dropped) and the response comes back with an empty body. */
   wantBody?: (status: number, headers: Map<string, string>) => boolean;
+  /** a wanted body longer than this fails the request (Http1Error) before it is all in memory */
+  maxBody?: number;
 }
 
 export interface Http1Options {
@@ -87,9 +89,14 @@ class Exchange {
   constructor(
     private isHead: boolean,
     private wantBody: Http1RequestOptions["wantBody"],
+    private maxBody: number,
     readonly resolve: (r: Http1Response) => void,
     readonly reject: (e: Error) => void,
   ) {}
+
+  private tooLong(n: number): Http1Error {
+    return new Http1Error(`body of ${n} bytes or more, longer than the ${this.maxBody} expected at most`);
+  }
 
   /** Feeds bytes; returns true when the response is complete. Throws Http1Error on bad framing. */
   feed(data: Uint8Array): boolean {
@@ -134,6 +141,7 @@ class Exchange {
       case "close":
         if (this.want) this.parts.push(data.slice());
         this.partsLen += data.length;
+        if (this.want && this.partsLen > this.maxBody) throw this.tooLong(this.partsLen);
         return false;
     }
     return false;
@@ -174,6 +182,7 @@ class Exchange {
       this.reusable = false;
     }
     this.want = this.wantBody ? this.wantBody(status, headers) : true;
+    if (this.want && this.framing === "length" && this.remaining > this.maxBody) throw this.tooLong(this.remaining);
     if (!this.want && !(this.framing === "length" && this.remaining <= DRAIN_MAX)) {
       // Not worth reading: answer now and drop the connection.
       this.reusable = false;
@@ -190,6 +199,7 @@ class Exchange {
         const n = Math.min(this.remaining, data.length - i);
         if (this.want) this.parts.push(data.slice(i, i + n));
         this.partsLen += n;
+        if (this.want && this.partsLen > this.maxBody) throw this.tooLong(this.partsLen);
         this.remaining -= n;
         i += n;
         if (this.remaining === 0) this.chunkState = "crlf";
@@ -473,6 +483,7 @@ export class Http1Client {
       const ex = new Exchange(
         isHead,
         opts.wantBody,
+        opts.maxBody ?? Number.POSITIVE_INFINITY,
         (r) => {
           signal?.removeEventListener("abort", onAbort);
           resolve(r);

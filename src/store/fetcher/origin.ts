@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { chunkPath } from "../chunk-name.ts";
-import { ChunkError, unpackChunkAsync, type ChunkRef } from "../chunk.ts";
+import { ChunkError, maxPackedSize, unpackChunkAsync, type ChunkRef } from "../chunk.ts";
 import type { Origin } from "./layer.ts";
 import type { HttpPool } from "./pool.ts";
 
@@ -20,7 +20,7 @@ export class HttpOrigin implements Origin {
     this.name = baseUrl(base);
   }
   async get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
-    const packed = await this.pool.get(this.name + chunkPath(ref.hex), undefined, signal);
+    const packed = await this.pool.get(this.name + chunkPath(ref.hex), undefined, signal, maxPackedSize(ref.size));
     try {
       return await unpackChunkAsync(ref, packed);
     } catch (e) {

@@ -9,6 +9,7 @@ import { describeTransportError, PROXY_CREDENTIALS, redactUrls, tlsFailure } fro
 import { tlsOptions } from "../../fetch/trust.ts";
 import { describeVia, proxyOf, proxyOption, tlsPeer } from "../../fetch/proxy.ts";
 import { authorize, netrcFileFor } from "../../fetch/netrc.ts";
+import { concatBytes } from "../../sys/bytes.ts";
 
 export class HttpError extends Error {
   constructor(
@@ -22,6 +23,31 @@ export class HttpError extends Error {
     super(`${redactUrls(url)}: ${message}`); // never a password in a message or log
     this.name = "HttpError";
   }
+}
+
+/** A fetch() body, failing as soon as it is longer than `max` (a chunk's body has a known bound). */
+async function readCapped(res: Response, max: number): Promise<Uint8Array> {
+  if (max === Number.POSITIVE_INFINITY) return new Uint8Array(await res.arrayBuffer());
+  const tooLong = (n: number) => new Error(`body of ${n} bytes or more, longer than the ${max} expected at most`);
+  const cl = Number(res.headers.get("content-length") ?? NaN);
+  if (cl > max) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLong(cl);
+  }
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  const reader = res.body!.getReader();
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    n += r.value.length;
+    if (n > max) {
+      await reader.cancel().catch(() => {});
+      throw tooLong(n);
+    }
+    parts.push(r.value);
+  }
+  return concatBytes(parts, n);
 }
 
 /** Refused for who we are (401, 403, a proxy's 407): asking again the same way will not help. */
@@ -102,6 +128,7 @@ export class HttpPool {
     sig: AbortSignal,
     expect: number,
     large = false,
+    maxBody = Number.POSITIVE_INFINITY,
   ): Promise<{ status: number; header(name: string): string | null; body: Uint8Array }> {
     // (over TLS the large bodies come through http1.ts faster too: fetch's HTTP thread then both
     // decrypts and copies every body, and becomes the bottleneck; raw image over https 0.66 s
@@ -109,7 +136,7 @@ export class HttpPool {
     const proxy = proxyOption(url);
     const target = authorize(url); // (the password stays out of `url`, which messages show)
     if (this.http1 && (!large || url.startsWith("https:")) && Http1Client.handles(url) && !proxy) {
-      const r = await this.http1.request(target, { headers, signal: sig, wantBody: (st) => st === expect });
+      const r = await this.http1.request(target, { headers, signal: sig, wantBody: (st) => st === expect, maxBody });
       // Redirects are rare for chunk GETs: let fetch follow them.
       if (!(r.status >= 300 && r.status < 400 && r.headers.has("location")))
         return { status: r.status, header: (n) => r.headers.get(n) ?? null, body: r.body };
@@ -119,13 +146,13 @@ export class HttpPool {
       await res.body?.cancel().catch(() => {});
       return { status: res.status, header: (n) => res.headers.get(n), body: new Uint8Array(0) };
     }
-    return { status: res.status, header: (n) => res.headers.get(n), body: new Uint8Array(await res.arrayBuffer()) };
+    return { status: res.status, header: (n) => res.headers.get(n), body: await readCapped(res, maxBody) };
   }
 
   /** GET a whole resource, or bytes [start, end) with a Range request. 404 → HttpError status 404.
    *  The body may be a view behind the response head, in a buffer that holds nothing else: the
-   *  caller owns it (and may detach it). */
-  async get(url: string, range?: { start: number; end: number }, signal?: AbortSignal): Promise<Uint8Array> {
+   *  caller owns it (and may detach it). A body longer than `maxBody` fails before it is all read. */
+  async get(url: string, range?: { start: number; end: number }, signal?: AbortSignal, maxBody?: number): Promise<Uint8Array> {
     await this.acquire();
     try {
       const timeout = AbortSignal.timeout(this.timeoutMs);
@@ -136,7 +163,7 @@ export class HttpPool {
       this.requests++;
       let res: Awaited<ReturnType<HttpPool["send"]>>;
       try {
-        res = await this.send(url, headers, sig, range ? 206 : 200, !!range && range.end - range.start >= FETCH_MIN_BODY);
+        res = await this.send(url, headers, sig, range ? 206 : 200, !!range && range.end - range.start >= FETCH_MIN_BODY, maxBody);
       } catch (e) {
         if (timeout.aborted) throw new HttpError(url, `timed out after ${this.timeoutMs} ms`);
         if (signal?.aborted) throw new HttpError(url, "aborted");
