@@ -145,6 +145,18 @@ describe("group commit", () => {
     expect(gc.flushes).toBe(1);
   });
 
+  test("disk cache with a flush that hangs (a stick pulled): get() answers after the write-through bound", async () => {
+    const dir = tmp();
+    const data = prng(70_000, 6);
+    const ref = { hex: sha256Hex(data), size: data.length };
+    const g = gate(() => [join(dir, chunkPath(ref.hex))]); // never released
+    const dc = new DiskCache({ get: async () => data }, dir, 0, new GroupCommit(dir, g.flush, 60_000), null, 200);
+    const t0 = performance.now();
+    expect(await dc.get(ref)).toEqual(data);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(190); // it did wait for the medium first
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
   test("the cached index: its new indexes/ dir goes through makeDir, the file appears after its flush", async () => {
     const dir = tmp();
     const bytes = prng(300, 9);

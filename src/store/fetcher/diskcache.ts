@@ -34,6 +34,8 @@ export class DiskCache implements ChunkLayer {
     private group: GroupCommit | null = null,
     /** makes room when the medium runs low or the cache passes its cap (cache-room.ts) */
     private room: CacheRoom | null = null,
+    /** with `group`: the longest a get() waits for its entry to reach the medium */
+    private writeThroughMs = 10_000,
   ) {}
 
   async get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
@@ -57,14 +59,17 @@ export class DiskCache implements ChunkLayer {
       this.writeErrors++;
       if ((e as { code?: string }).code === "ENOSPC") void this.room?.check();
     });
-    // On removable media write through: a chunk is on the stick before its reader sees it, so a
-    // `sync; poweroff` right after the last read still leaves the next boot nothing to download.
-    if (this.group) {
-      await w;
-      return plain;
-    }
     this.writes.add(w);
     w.finally(() => this.writes.delete(w));
+    // On removable media write through: a chunk is on the stick before its reader sees it, so a
+    // `sync; poweroff` right after the last read still leaves the next boot nothing to download.
+    // Bounded: a flush that hangs (a stick pulled, a USB reset) must not hang the root's reads;
+    // the bytes are verified already.
+    if (this.group) {
+      let timer: Timer | undefined;
+      await Promise.race([w, new Promise((r) => (timer = setTimeout(r, this.writeThroughMs)))]);
+      clearTimeout(timer);
+    }
     return plain;
   }
 
