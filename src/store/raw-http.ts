@@ -38,7 +38,10 @@ export class RawHttpSource implements BlockSource {
   readonly fetchBlock: number;
   private mirrors: MirrorSet<{ name: string }>;
   private cache = new Map<number, Uint8Array>();
+  /** bytes the cached blocks keep alive: whole response buffers, each counted once (a block is a
+   *  view of its response, which stays in memory while any of its blocks is cached) */
   private cacheBytes = 0;
+  private bufferRefs = new Map<ArrayBufferLike, number>();
   private capBytes: number;
   private pending = new Map<number, Promise<Uint8Array>>();
   /** where the previous read ended (sequential detection) */
@@ -72,12 +75,21 @@ export class RawHttpSource implements BlockSource {
   private remember(b: number, data: Uint8Array): void {
     if (this.cache.has(b)) return;
     this.cache.set(b, data);
-    this.cacheBytes += data.length;
+    const refs = this.bufferRefs.get(data.buffer) ?? 0;
+    if (refs === 0) this.cacheBytes += data.buffer.byteLength;
+    this.bufferRefs.set(data.buffer, refs + 1);
     for (const [k, v] of this.cache) {
       if (this.cacheBytes <= this.capBytes) break;
       this.cache.delete(k);
-      this.cacheBytes -= v.length;
+      const left = this.bufferRefs.get(v.buffer)! - 1;
+      if (left > 0) this.bufferRefs.set(v.buffer, left);
+      else (this.bufferRefs.delete(v.buffer), (this.cacheBytes -= v.buffer.byteLength));
     }
+  }
+
+  /** Bytes the block cache keeps in memory (tests). */
+  get cachedBytes(): number {
+    return this.cacheBytes;
   }
 
   /** Starts fetches for blocks [first, last] that are neither cached nor pending. */
