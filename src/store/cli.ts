@@ -8,6 +8,7 @@ import { packImage } from "./pack.ts";
 import { verifyStore } from "./verify.ts";
 
 const out = (line: string) => process.stdout.write(line + "\n");
+const warn = (line: string) => process.stderr.write(`warning: ${line}\n`);
 
 /** Progress on stderr: a redrawn line on a terminal, a line every few seconds otherwise. */
 function progress(label: string) {
@@ -54,12 +55,14 @@ export async function runPack(image: string, storeDir: string, a: { chunkSize: s
   out(`image size: ${r.imageSize} (${humanBytes(r.imageSize)})`);
   out(`chunk size: ${r.chunkSize}`);
   out(`chunks: ${r.chunks}`);
-  out(`stored: ${r.stored}`);
+  out(`stored: ${r.stored}${r.repaired ? ` (${r.repaired} of them replaced damaged chunk files)` : ""}`);
   out(`deduplicated: ${r.deduplicated}`);
   out(`zero: ${r.zero}`);
   out(`new bytes: ${r.newPlainBytes} -> ${r.newStoredBytes} compressed`);
   out(`compression ratio: ${r.newStoredBytes ? (r.newPlainBytes / r.newStoredBytes).toFixed(2) : "n/a"}`);
   out(`throughput: ${(r.imageSize / 1e6 / secs).toFixed(0)} MB/s`);
+  if (r.replacedIndex) warn(`pack: replaced the index that was at ${r.indexPath} (its chunks stay in the store; pack with --name NAME to keep several images)`);
+  for (const s of r.stale) warn(`pack: ${s} was made for the replaced index and no longer matches: record and publish it again (docs/prefetch.md)`);
 }
 
 export async function runVerify(spec: string, a: { parallel: string }) {

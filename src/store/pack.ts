@@ -3,10 +3,14 @@
 // and compresses with Bun's async zstd, which runs on Bun's thread pool, so both cores work
 // without Workers. Chunk files and the index are written as tmp + rename, chunks first, so a
 // published index never names a missing chunk and a crash leaves no half-written file.
-import { mkdir, open, stat } from "node:fs/promises";
+import { mkdir, open, stat, type FileHandle } from "node:fs/promises";
 import { writeAtomic } from "./atomic.ts";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, openSync } from "node:fs";
+import { basename, join } from "node:path";
+import { syncfs } from "../sys/ffi.ts";
+import { bootPackNameFor } from "./bootpack.ts";
+import { profileNameFor } from "./profile.ts";
+import { zstdDeclaredSize } from "./zstd-raw.ts";
 import { UserError } from "../sys/errors.ts";
 import { chunkPath, indexFileName, isAllZero, sha256 } from "./chunk-name.ts";
 import { DEFAULT_CHUNK_SIZE, DIGEST_LEN, chunkShift, encodeIndex, IndexError } from "./format.ts";
@@ -33,6 +37,12 @@ export interface PackResult {
   /** plain and compressed bytes of the newly written chunks */
   newPlainBytes: number;
   newStoredBytes: number;
+  /** chunk files that were there but damaged (empty, or not a frame of this chunk's size), written again */
+  repaired: number;
+  /** an index was there already (another image, or an older version of this one) and was replaced */
+  replacedIndex: boolean;
+  /** a boot profile and boot pack published for the replaced index: they no longer match */
+  stale: string[];
 }
 
 const WINDOW = 16;
@@ -87,6 +97,9 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
     zero: 0,
     newPlainBytes: 0,
     newStoredBytes: 0,
+    repaired: 0,
+    replacedIndex: false,
+    stale: [],
   };
   const inflight = new Set<Promise<void>>();
   let failure: unknown = null;
@@ -94,10 +107,12 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
   const storeChunk = async (hex: string, plain: Uint8Array) => {
     const rel = chunkPath(hex);
     const path = join(storeDir, rel);
-    if (existsSync(path)) {
+    const there = await looksWhole(path, plain.length);
+    if (there) {
       res.deduplicated++;
       return;
     }
+    if (there === false) res.repaired++;
     const dir = join(storeDir, rel.slice(0, rel.lastIndexOf("/")));
     if (!madeDirs.has(dir)) {
       await mkdir(dir, { recursive: true });
@@ -162,6 +177,42 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
 
   const all = new Uint8Array(digests.length * DIGEST_LEN);
   digests.forEach((d, i) => all.set(d, i * DIGEST_LEN));
+  // The chunks reach the disk before the index that names them: after a power cut the index is
+  // either the old one or one whose chunks are all there (the index alone is fsynced below).
+  if (res.stored > 0) flushFilesystem(storeDir);
+  if (existsSync(res.indexPath)) {
+    res.replacedIndex = true;
+    const name = basename(res.indexPath);
+    res.stale = [profileNameFor(name), bootPackNameFor(name)].map((n) => join(storeDir, n)).filter((p) => existsSync(p));
+  }
   await writeAtomic(res.indexPath, encodeIndex({ version: 1, imageSize: res.imageSize, chunkSize, digests: all }), true);
   return res;
+}
+
+/** Is the chunk file there and whole-looking? null: absent; false: there but damaged (empty, cut
+ *  before its frame header, or a frame of another size), so it is written again. Only the header
+ *  is read: a full check of every byte is `inetboot verify`. */
+async function looksWhole(path: string, plainLen: number): Promise<boolean | null> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, "r");
+  } catch {
+    return null;
+  }
+  try {
+    const head = new Uint8Array(18);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    return zstdDeclaredSize(head.subarray(0, bytesRead)) === plainLen;
+  } finally {
+    await fh.close();
+  }
+}
+
+function flushFilesystem(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    syncfs(fd, `syncfs(${dir})`);
+  } finally {
+    closeSync(fd);
+  }
 }
