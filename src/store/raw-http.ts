@@ -101,7 +101,7 @@ export class RawHttpSource implements BlockSource {
       const start = s * this.fetchBlock;
       const end = Math.min(this.size, endExcl * this.fetchBlock);
       const all = this.mirrors.run(`range ${start}-${end - 1}`, (m, signal) =>
-        this.pool.get(m.name, { start, end }, signal),
+        this.pool.get(m.name, { start, end, total: this.size }, signal),
       );
       for (let b = s; b < endExcl; b++) {
         const p = all.then((buf) => {
@@ -157,7 +157,7 @@ export class RawHttpSource implements BlockSource {
       // whole fetch blocks; the block cache is left alone.
       try {
         return await this.mirrors.run(`range ${offset}-${offset + length - 1}`, (m, signal) =>
-          this.pool.get(m.name, { start: offset, end: offset + length }, signal),
+          this.pool.get(m.name, { start: offset, end: offset + length, total: this.size }, signal),
         );
       } catch (e) {
         if (e instanceof BlockError) throw e;

@@ -152,7 +152,7 @@ export class HttpPool {
   /** GET a whole resource, or bytes [start, end) with a Range request. 404 → HttpError status 404.
    *  The body may be a view behind the response head, in a buffer that holds nothing else: the
    *  caller owns it (and may detach it). A body longer than `maxBody` fails before it is all read. */
-  async get(url: string, range?: { start: number; end: number }, signal?: AbortSignal, maxBody?: number): Promise<Uint8Array> {
+  async get(url: string, range?: { start: number; end: number; total?: number }, signal?: AbortSignal, maxBody?: number): Promise<Uint8Array> {
     await this.acquire();
     try {
       const timeout = AbortSignal.timeout(this.timeoutMs);
@@ -183,6 +183,9 @@ export class HttpPool {
         const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header("content-range") ?? "");
         if (!cr || Number(cr[1]) !== range.start || Number(cr[2]) !== range.end - 1)
           throw new HttpError(url, `unexpected Content-Range "${res.header("content-range")}"`);
+        // a mirror holding another build of the image must not be read as this one
+        if (range.total !== undefined && cr[3] !== "*" && Number(cr[3]) !== range.total)
+          throw new HttpError(url, `the image here is ${cr[3]} bytes, not ${range.total} (another version of it?)`);
         if (body.length !== want) throw new HttpError(url, `short body: ${body.length} of ${want} bytes`);
       }
       return body;
