@@ -1,7 +1,8 @@
 // Maps a request path to a regular file under the served root, refusing anything that would escape
 // it: ".." segments (also percent-encoded), encoded slashes/backslashes/NULs, and symlinks whose
 // target lies outside the root.
-import { realpath, stat } from "node:fs/promises";
+import { access, realpath, stat } from "node:fs/promises";
+import { constants } from "node:fs";
 import { sep } from "node:path";
 import type { Stats } from "node:fs";
 
@@ -48,5 +49,7 @@ export async function resolveFile(root: string, pathname: string): Promise<Resol
     return { ok: false, status: 404, why: "not found" };
   }
   if (!st.isFile()) return { ok: false, status: 404, why: st.isDirectory() ? "directory" : "not a regular file" };
+  // (else the body would fail only once the response started: a 500 after a logged 200)
+  if (!(await access(real, constants.R_OK).then(() => true, () => false))) return { ok: false, status: 403, why: "not readable by the server" };
   return { ok: true, path: real, stat: st };
 }

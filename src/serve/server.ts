@@ -54,7 +54,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         let res: Response;
         let bytes = 0;
         try {
-          [res, bytes] = await handle(root, req);
+          [res, bytes] = await handle(root, req, log);
         } catch (e) {
           res = plain(500);
           if (log) log(`serve: internal error: ${(e as Error).message}`);
@@ -68,8 +68,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         }
         return res;
       },
+      // (the reason goes to the log, not to the client: it names paths on this machine)
       error(e) {
-        return new Response(`500 Internal Server Error: ${e.message}\n`, { status: 500 });
+        if (log) log(`serve: internal error: ${e.message}`);
+        return plain(500);
       },
     });
   } catch (e) {
@@ -96,12 +98,15 @@ function plain(status: number, headers: Record<string, string> = {}): Response {
 }
 
 /** Builds the response and the number of body bytes it will carry (for the log). */
-async function handle(root: string, req: Request): Promise<[Response, number]> {
+async function handle(root: string, req: Request, warn?: (line: string) => void): Promise<[Response, number]> {
   const head = req.method === "HEAD";
   if (req.method !== "GET" && !head) return [plain(405, { allow: "GET, HEAD" }), 0];
 
   const found = await resolveFile(root, new URL(req.url).pathname);
-  if (!found.ok) return [plain(found.status), 0];
+  if (!found.ok) {
+    if (found.status === 403 && found.why.startsWith("not readable")) warn?.(`serve: ${new URL(req.url).pathname}: ${found.why} (check its permissions)`);
+    return [plain(found.status), 0];
+  }
   const size = found.stat.size;
   const mtime = found.stat.mtimeMs;
   const etag = makeEtag(size, mtime);
