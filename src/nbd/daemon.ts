@@ -119,7 +119,8 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
       if (index) source = recordBoot(source, index, { print, cacheDir: cfg.cacheDir, log: warn, windowMs: cfg.recordWindowMs });
       else warn("inetboot.record: only a block store can be profiled (not a raw image); not recording");
     }
-    await startNbdServer({ source, listen: `unix:${cfg.socket}`, log: () => {} });
+    // (a read the root gets EIO for is worth a console line: which chunk, which mirror, why)
+    await startNbdServer({ source, listen: `unix:${cfg.socket}`, log: () => {}, errorLog: warn });
     raisePriority(warn); // threads the server and the fetcher started meanwhile
     writeFileSync(cfg.readyFile, JSON.stringify({ size: source.size, blockSize: source.blockSize }));
   } catch (e) {

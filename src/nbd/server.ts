@@ -8,7 +8,7 @@ import { UserError, listenFailure } from "../sys/errors.ts";
 import { decodeRequest, type Request } from "./codec.ts";
 import { Handshake, type ExportDesc } from "./handshake.ts";
 import { CMD, MAX_REQUEST, REQUEST_MAGIC, REQUEST_SIZE } from "./protocol.ts";
-import { errorReply, execute, NbdReplyError, type Session } from "./transmission.ts";
+import { CMD_NAME, errorReply, execute, NbdReplyError, type Session } from "./transmission.ts";
 import { NBD_ERR } from "./protocol.ts";
 
 export interface NbdServerOptions {
@@ -19,6 +19,8 @@ export interface NbdServerOptions {
   description?: string;
   /** Called with one line when a connection ends abnormally (default: silent). */
   log?: (line: string) => void;
+  /** Where the lines about requests the source failed go (default: `log`). */
+  errorLog?: (line: string) => void;
 }
 
 export interface NbdServer {
@@ -107,6 +109,7 @@ class Connection {
     private exp: ExportDesc,
     private source: BlockSource,
     private log: (line: string) => void,
+    private onSourceError?: Session["onSourceError"],
   ) {
     this.hs = new Handshake(exp);
     this.send([this.hs.greeting()]);
@@ -206,7 +209,7 @@ class Connection {
         if (r.send.length) this.send(r.send);
         if (this.hs.state === "CLOSED") return this.finish("");
         if (this.hs.state !== "TRANSMISSION") return;
-        this.session = { source: this.source, neg: this.hs.negotiated() };
+        this.session = { source: this.source, neg: this.hs.negotiated(), onSourceError: this.onSourceError };
       }
       this.pumpRequests();
     } catch (e) {
@@ -273,6 +276,22 @@ class Connection {
   }
 }
 
+/** One log line per request the source failed (an EIO the client sees: which chunk, which mirror,
+ *  why), at most 10 per 10 s; the rest are counted in the next line (a dead store fails every read). */
+function sourceErrorLog(log: (line: string) => void): Session["onSourceError"] {
+  const WINDOW_MS = 10_000, MAX = 10;
+  let windowStart = 0, inWindow = 0, dropped = 0;
+  return (req, e) => {
+    const now = performance.now();
+    if (now - windowStart > WINDOW_MS) (windowStart = now), (inWindow = 0);
+    if (++inWindow > MAX) return void dropped++;
+    const more = dropped ? ` (and ${dropped} more failed requests before this one)` : "";
+    dropped = 0;
+    const what = CMD_NAME.get(req.type) ?? `command ${req.type}`;
+    log(`nbd: ${what} ${req.offset}+${req.length} failed: ${e instanceof Error ? e.message : String(e)}${more}`);
+  };
+}
+
 /** Does something accept connections on this unix socket? (A stale file refuses them.) */
 async function answers(path: string): Promise<boolean> {
   try {
@@ -304,10 +323,11 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
     blockSize: opts.source.blockSize,
   };
   const log = opts.log ?? (() => {});
+  const onSourceError = sourceErrorLog(opts.errorLog ?? log);
   const conns = new Map<Socket<unknown>, Connection>();
   const handlers = {
     open(sock: Socket<unknown>) {
-      conns.set(sock, new Connection(sock, exp, opts.source, log));
+      conns.set(sock, new Connection(sock, exp, opts.source, log, onSourceError));
     },
     data(sock: Socket<unknown>, data: Uint8Array) {
       conns.get(sock)?.onData(data);

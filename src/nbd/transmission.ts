@@ -11,6 +11,8 @@ import { CMD, CMD_FLAG, MAX_REQUEST, NBD_ERR, REPLY_FLAG_DONE, STATE_HOLE, STATE
 export interface Session {
   source: BlockSource;
   neg: Negotiated;
+  /** told of each request the source failed (not of a client's bad request): the server logs it */
+  onSourceError?: (req: Request, e: unknown) => void;
 }
 
 /** An error to answer with: wire errno plus a line for humans (structured replies carry it). */
@@ -22,7 +24,7 @@ export class NbdReplyError extends Error {
 
 const WRITES = new Set<number>([CMD.WRITE, CMD.TRIM, CMD.WRITE_ZEROES]);
 /** Command names by number (built once: validate runs for every request). */
-const CMD_NAME = new Map<number, string>(Object.entries(CMD).map(([k, v]) => [v, k]));
+export const CMD_NAME = new Map<number, string>(Object.entries(CMD).map(([k, v]) => [v, k]));
 /** Most descriptors one BLOCK_STATUS reply carries (keeps replies small; the client asks again). */
 const MAX_DESCRIPTORS = 1024;
 
@@ -167,6 +169,7 @@ export async function execute(req: Request, payload: Uint8Array | null, s: Sessi
     if (req.flags & CMD_FLAG.FUA) await source.flush?.();
     return okReply(req, s);
   } catch (e) {
+    s.onSourceError?.(req, e);
     return errorReply(req, s, e);
   }
 }

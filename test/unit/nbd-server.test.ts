@@ -258,3 +258,21 @@ describe("nbd server: ending", () => {
     release();
   });
 });
+
+test("a request the source fails is logged (what, where, why), a client's bad request is not; at most 10 lines per 10 s", async () => {
+  const lines: string[] = [];
+  const sock = `${dir}/logged.sock`;
+  const srv = await startNbdServer({ source: memSource(true), listen: `unix:${sock}`, log: (l) => lines.push(l) });
+  const c = await RawConn.connect(`unix:${sock}`);
+  await negotiate(c);
+  c.write(req(CMD.READ, 1n, SIZE - 4, 8)); // beyond the end: the client's mistake
+  expect((await simple(c)).error).toBe(NBD_ERR.EINVAL);
+  for (let i = 0; i < 15; i++) {
+    c.write(req(CMD.READ, BigInt(10 + i), 4096, 10));
+    expect((await simple(c)).error).toBe(NBD_ERR.EIO);
+  }
+  expect(lines.length).toBe(10);
+  expect(lines[0]).toBe("nbd: READ 4096+10 failed: injected failure");
+  c.end();
+  await srv.close();
+});
