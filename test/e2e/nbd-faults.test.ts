@@ -118,6 +118,8 @@ describe("every mirror down", () => {
     const fail = await run(["qemu-io", "-f", "raw", "-r", "-c", `read ${off(20)} 4096`, nbd.uri]);
     expect(fail.stdout + fail.stderr).toContain("Input/output error");
     expect(performance.now() - t0).toBeLessThan(10_000); // the --timeout deadline, not forever
+    // and the server says which read failed and why (the client only sees EIO)
+    await nbd.err.waitFor(new RegExp(`nbd: READ ${off(20)}\\+4096 failed: .*chunk [0-9a-f]{16}…`));
     const copy = await copySha(nbd.uri);
     expect(copy.code).not.toBe(0);
     expect(nbd.proc.exitCode).toBe(null); // the NBD server survived
