@@ -4,6 +4,7 @@
 // in a temp file first, so a failed hash never emits bytes) and the summary goes to stderr. With no
 // --out on a terminal nothing is kept: the command just reports the size and hash.
 import { once } from "node:events";
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,12 +50,21 @@ export async function runFetchCli(a: FetchCliArgs): Promise<void> {
 
   if (toStdout) {
     const tmp = await mkdtemp(join(tmpdir(), "inetboot-fetch-"));
+    // Ctrl-C must not leave the staged body (possibly GBs) behind in the temp dir
+    const onSignal = (sig: NodeJS.Signals) => {
+      rmSync(tmp, { recursive: true, force: true });
+      process.exit(sig === "SIGINT" ? 130 : 143);
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
     try {
       const dest = join(tmp, "body");
       const r = await fetchFile(a.url, { ...common, dest });
       await copyToStdout(dest);
       process.stderr.write(`${r.sha256} ${r.size}\n`);
     } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
       await rm(tmp, { recursive: true, force: true });
     }
     return;

@@ -1,6 +1,6 @@
 // `inetboot fetch` as a user runs it: a subprocess of the real CLI against a local server.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { scratch } from "../lib/tmp.ts";
 
@@ -16,7 +16,14 @@ beforeAll(() => {
   srv = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    fetch: (r) => (new URL(r.url).pathname === "/f.bin" ? new Response(BODY) : new Response("no", { status: 404 })),
+    fetch: (r) => {
+      const path = new URL(r.url).pathname;
+      if (path === "/f.bin") return new Response(BODY);
+      // part of a body, then nothing: a download still running
+      if (path === "/stall.bin")
+        return new Response(new ReadableStream({ start(c) { c.enqueue(BODY.subarray(0, 100_000)); } }), { headers: { "content-length": String(BODY.length) } });
+      return new Response("no", { status: 404 });
+    },
   });
   base = `http://127.0.0.1:${srv.port}`;
 });
@@ -59,6 +66,19 @@ test("wrong sha256 with the body on stdout: no bytes are emitted", async () => {
   const r = await cli(`${base}/f.bin`, "--sha256", "0".repeat(64));
   expect(r.code).toBe(1);
   expect(r.out.length).toBe(0);
+});
+
+test("Ctrl-C while the body for stdout is staged: the temp dir goes, nothing reaches stdout", async () => {
+  const tmp = join(dir, "tmpdir");
+  mkdirSync(tmp, { recursive: true });
+  const p = Bun.spawn([process.execPath, "src/main.ts", "fetch", `${base}/stall.bin`, "--quiet"], { cwd: ROOT, stdout: "pipe", stderr: "pipe", env: { ...process.env, TMPDIR: tmp } });
+  const out = new Response(p.stdout).arrayBuffer();
+  for (let i = 0; i < 100 && !readdirSync(tmp).some((d: string) => existsSync(join(tmp, d, "body.part"))); i++) await Bun.sleep(50);
+  expect(readdirSync(tmp).length).toBe(1); // staging
+  p.kill("SIGINT");
+  expect(await p.exited).toBe(130);
+  expect((await out).byteLength).toBe(0);
+  expect(readdirSync(tmp)).toEqual([]);
 });
 
 test("404: one line, exit 1", async () => {
