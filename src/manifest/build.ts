@@ -124,5 +124,7 @@ export function parseExpires(spec: string, now: Date): string {
   }
   const t = Date.parse(spec);
   if (!/^\d{4}-\d\d-\d\d/.test(spec) || Number.isNaN(t)) throw new UserError(`bad --expires ${JSON.stringify(spec)}: use a duration such as 30d, 12h, 2w, or an ISO time such as 2030-01-31T00:00:00Z`);
+  // (sign and every agent would refuse it: say so now, not at signing or boot time)
+  if (t <= now.getTime()) throw new UserError(`bad --expires ${JSON.stringify(spec)}: that time has passed (now ${isoSeconds(now)})`);
   return isoSeconds(new Date(t));
 }

@@ -129,6 +129,10 @@ export async function runBuild(o: BuildOptions): Promise<void> {
     { name: o.entryName ?? name, title: o.title, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, root, default: o.default },
     style,
   );
+  // A relative URL climbing out of the manifest's directory usually points outside what is served
+  for (const [what, p] of [["kernel", entry.kernel], ["initrd", entry.initrd]] as const)
+    if (p?.url.startsWith("../"))
+      process.stderr.write(`warning: ${what} URL "${p.url}" leaves the manifest's directory: put the file beside the manifest, or use --base-url\n`);
   const version = o.version !== undefined ? intArg(o.version, "--version") : existing!.version;
   const expires = o.expires !== undefined ? parseExpires(o.expires, now) : existing ? existing.expires : parseExpires("30d", now);
   const mirrors = o.mirrors?.length ? o.mirrors : (existing?.mirrors ?? []);

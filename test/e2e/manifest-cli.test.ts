@@ -1,7 +1,7 @@
 // keygen → manifest → sign → manifest --check as a user runs them, plus interop with OpenSSL's
 // Ed25519 in both directions (a signature is plain RFC 8032 over the file's exact bytes).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { scratch } from "../lib/tmp.ts";
 
@@ -177,4 +177,16 @@ describe("manifest CLI", () => {
       server.stop(true);
     }
   });
+});
+
+test("a payload outside the manifest's directory gets a warning (its ../ URL would point outside what is served); a time already past is refused", () => {
+  const out = join(dir, "www", "outside.json");
+  mkdirSync(join(dir, "www"), { recursive: true });
+  const r = cli("manifest", "--name", "demo", "--version", "1", "--kernel", "vmlinuz", "--initrd", "initrd.img", "--cmdline", "quiet", "--out", out);
+  expect(r.code).toBe(0);
+  expect(r.err).toContain(`warning: kernel URL "../vmlinuz" leaves the manifest's directory: put the file beside the manifest, or use --base-url`);
+  expect(r.err).toContain(`warning: initrd URL "../initrd.img" leaves`);
+  const beside = cli("manifest", "--name", "demo", "--version", "1", "--kernel", "vmlinuz", "--cmdline", "quiet", "--out", join(dir, "beside.json"));
+  expect(beside.err).not.toContain("warning");
+  expectFail(cli("manifest", "--name", "demo", "--version", "1", "--kernel", "vmlinuz", "--cmdline", "quiet", "--expires", "2020-01-01T00:00:00Z"), /^inetboot: bad --expires "2020-01-01T00:00:00Z": that time has passed \(now \S+\)$/);
 });

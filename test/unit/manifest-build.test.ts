@@ -46,6 +46,7 @@ describe("manifest build", () => {
     expect(parseExpires("12h", now)).toBe("2029-01-01T12:00:00Z");
     expect(parseExpires("2w", now)).toBe("2029-01-15T00:00:00Z");
     expect(parseExpires("2030-05-01T10:00:00+02:00", now)).toBe("2030-05-01T08:00:00Z");
-    for (const bad of ["soon", "30", "30y", "tomorrow 10am"]) expect(() => parseExpires(bad, now)).toThrow(/bad --expires/);
+    for (const bad of ["soon", "30", "30y", "tomorrow 10am"]) expect(() => parseExpires(bad, now)).toThrow(/bad --expires/);    // a time already past: every agent would refuse the manifest, so building one is refused
+    expect(() => parseExpires("2020-01-01T00:00:00Z", now)).toThrow('bad --expires "2020-01-01T00:00:00Z": that time has passed (now 2029-01-01T00:00:00Z)');
   });
 });
