@@ -6,6 +6,7 @@ import { UserError } from "../sys/errors.ts";
 import { pruneCache } from "./prune.ts";
 import { cacheStats } from "./stats.ts";
 import { verifyCache } from "./verify.ts";
+import { progressLine } from "../cli/progress.ts";
 
 const out = (line: string) => process.stdout.write(line + "\n");
 const iso = (ms?: number) => (ms === undefined ? "-" : new Date(ms).toISOString());
@@ -24,7 +25,9 @@ export async function runCacheStats(dir: string) {
 }
 
 export async function runCacheVerify(dir: string, a: { fix?: boolean }) {
-  const r = await verifyCache(dir, { fix: a.fix });
+  const p = progressLine("cache verify");
+  const r = await verifyCache(dir, { fix: a.fix, onProgress: (d, t) => p.update(d, t, "chunks") });
+  p.end();
   for (const b of r.bad) out(`bad: ${b.path}: ${b.reason}`);
   for (const p of r.deleted) out(`deleted: ${p}`);
   out(`checked: ${r.checked} files, ${r.bad.length} bad${r.scan.tmp.length ? `, ${r.scan.tmp.length} leftover tmp` : ""}`);

@@ -3,34 +3,13 @@
 import { redactUrls } from "../fetch/errors.ts";
 import { UserError } from "../sys/errors.ts";
 import { IndexError, parseSize } from "./format.ts";
-import { humanBytes, storeInfo } from "./info.ts";
+import { progressLine as progress } from "../cli/progress.ts";
+import { storeInfo, humanBytes } from "./info.ts";
 import { packImage } from "./pack.ts";
 import { verifyStore } from "./verify.ts";
 
 const out = (line: string) => process.stdout.write(line + "\n");
 const warn = (line: string) => process.stderr.write(`warning: ${line}\n`);
-
-/** Progress on stderr: a redrawn line on a terminal, a line every few seconds otherwise. */
-function progress(label: string) {
-  const tty = process.stderr.isTTY;
-  const t0 = performance.now();
-  let lastLine = 0;
-  return {
-    update(done: number, total: number, unit: "bytes" | "chunks") {
-      const now = performance.now();
-      if (!tty && now - lastLine < 2000 && (done < total || !total)) return;
-      lastLine = now;
-      const pct = total ? ((100 * done) / total).toFixed(0) : "?";
-      const rate = unit === "bytes" ? ` ${(done / 1e6 / ((now - t0) / 1000 || 1e-9)).toFixed(0)} MB/s` : "";
-      const what = unit === "bytes" ? (total ? `${humanBytes(done)} / ${humanBytes(total)}` : humanBytes(done)) : `${done} / ${total} chunks`;
-      // a pipe's size is known only at its end: no percentage until then
-      process.stderr.write(`${tty ? "\r\x1b[K" : ""}${label} ${total ? `${pct}% ` : ""}${what}${rate}${tty ? "" : "\n"}`);
-    },
-    end() {
-      if (tty) process.stderr.write("\n");
-    },
-  };
-}
 
 function intArg(name: string, text: string, min: number, max: number): number {
   const n = Number(text);

@@ -114,6 +114,7 @@ describe("verify", () => {
     const again = cli("cache", "verify", dir);
     expect(again.code).toBe(0);
     expect(again.out).toContain("checked: 3 files, 0 bad");
+    expect(again.err).toContain("cache verify 100% 3 / 3 chunks"); // progress, on stderr
   });
 });
 
