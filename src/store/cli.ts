@@ -5,7 +5,7 @@ import { UserError } from "../sys/errors.ts";
 import { IndexError, parseSize } from "./format.ts";
 import { progressLine as progress } from "../cli/progress.ts";
 import { storeInfo, humanBytes } from "./info.ts";
-import { packImage } from "./pack.ts";
+import { packImage, removePackTemps } from "./pack.ts";
 import { verifyStore } from "./verify.ts";
 
 const out = (line: string) => process.stdout.write(line + "\n");
@@ -27,7 +27,21 @@ export async function runPack(image: string, storeDir: string, a: { chunkSize: s
   const level = intArg("level", a.level, 1, 22);
   const p = progress("pack");
   const t0 = performance.now();
-  const r = await packImage(image, storeDir, { chunkSize, name: a.name, level, onProgress: (d, t) => p.update(d, t, "bytes") });
+  // Ctrl-C: the chunks already renamed into place are whole and stay (a rerun finds them); the
+  // tmp files of chunks still being written go
+  const onSignal = (sig: NodeJS.Signals) => {
+    removePackTemps(storeDir);
+    process.exit(sig === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let r: Awaited<ReturnType<typeof packImage>>;
+  try {
+    r = await packImage(image, storeDir, { chunkSize, name: a.name, level, onProgress: (d, t) => p.update(d, t, "bytes") });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
   p.end();
   const secs = (performance.now() - t0) / 1000;
   out(`index: ${r.indexPath}`);

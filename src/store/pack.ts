@@ -5,7 +5,7 @@
 // published index never names a missing chunk and a crash leaves no half-written file.
 import { mkdir, open, stat, type FileHandle } from "node:fs/promises";
 import { writeAtomic } from "./atomic.ts";
-import { closeSync, existsSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import { syncfs } from "../sys/ffi.ts";
 import { bootPackNameFor } from "./bootpack.ts";
@@ -75,6 +75,21 @@ export async function packImage(imagePath: string, storeDir: string, opts: PackO
   const sequential = !st.isFile() && !st.isBlockDevice();
   const totalHint = st.isFile() ? st.size : 0;
 
+  // A store this run creates goes again if the run fails (an empty or unreadable image, a full
+  // disk): no empty STORE/chunks/ left behind to puzzle over.
+  const created = !existsSync(storeDir);
+  try {
+    return await packInto(storeDir, source, shown, sequential, totalHint, indexName, chunkSize, level, opts);
+  } catch (e) {
+    if (created) rmSync(storeDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function packInto(
+  storeDir: string, source: string, shown: string, sequential: boolean, totalHint: number,
+  indexName: string, chunkSize: number, level: number, opts: PackOptions,
+): Promise<PackResult> {
   await mkdir(join(storeDir, "chunks"), { recursive: true }).catch((e) => {
     throw new UserError(`cannot create store ${storeDir}: ${(e as Error).message}`);
   });
@@ -214,5 +229,29 @@ function flushFilesystem(dir: string): void {
     syncfs(fd, `syncfs(${dir})`);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Removes the tmp files a pack run of process `pid` left in the store (Ctrl-C mid-write: the
+ *  chunk files themselves are renamed into place whole, or not at all). */
+export function removePackTemps(storeDir: string, pid = process.pid): void {
+  const mine = new RegExp(`\\.tmp-${pid}-\\d+$`);
+  const dirs = [storeDir, ...(() => {
+    try {
+      return readdirSync(join(storeDir, "chunks")).map((d) => join(storeDir, "chunks", d));
+    } catch {
+      return [];
+    }
+  })()];
+  for (const d of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const n of names) if (mine.test(n)) try {
+      unlinkSync(join(d, n));
+    } catch {}
   }
 }

@@ -1,7 +1,8 @@
 // Packing into a store that is already there, as a user updates an image: damaged chunk files are
 // written again, and replacing an index (and the profile published for it) is said out loud.
 import { expect, test } from "bun:test";
-import { readdirSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
+import { removePackTemps } from "../../src/store/pack.ts";
 import { join } from "node:path";
 import { makeImage, prng, tmp } from "../unit/store-fixtures.ts";
 
@@ -50,4 +51,25 @@ test("packing another image over an index says so, and names the profile and boo
   ]);
   // under another name, nothing is replaced
   expect(cli("pack", a, store, "--chunk-size", "64K", "--name", "a").err).not.toContain("warning");
+});
+
+test("a pack that fails leaves no store it created; an existing store stays; Ctrl-C's tmp files go", () => {
+  const dir = tmp("ibpack-fail-");
+  const fresh = join(dir, "fresh");
+  const empty = Bun.spawnSync(["sh", "-c", `: | "$1" src/main.ts pack - "$2"`, "sh", process.execPath, fresh], { cwd: join(import.meta.dir, "../.."), stderr: "pipe" });
+  expect(empty.exitCode).toBe(1);
+  expect(existsSync(fresh)).toBe(false);
+  const kept = join(dir, "kept");
+  writeFileSync(join(dir, "disk.img"), makeImage(65536));
+  expect(cli("pack", join(dir, "disk.img"), kept, "--chunk-size", "64K").code).toBe(0);
+  writeFileSync(join(dir, "empty.img"), "");
+  expect(cli("pack", join(dir, "empty.img"), kept).code).toBe(1);
+  expect(existsSync(join(kept, "index"))).toBe(true);
+  // what Ctrl-C mid-write leaves: tmp files of this pid (removed), of another (left alone)
+  const sub = join(kept, "chunks", readdirSync(join(kept, "chunks"))[0]!);
+  for (const n of ["a.zst.tmp-4242-1", "b.zst.tmp-4242-17", "c.zst.tmp-4243-1"]) writeFileSync(join(sub, n), "partial");
+  writeFileSync(join(kept, "index.tmp-4242-3"), "partial");
+  removePackTemps(kept, 4242);
+  expect(readdirSync(sub).filter((n) => n.includes(".tmp-"))).toEqual(["c.zst.tmp-4243-1"]);
+  expect(existsSync(join(kept, "index.tmp-4242-3"))).toBe(false);
 });
