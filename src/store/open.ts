@@ -1,9 +1,11 @@
 // Opening a source from a spec: a store URL (http(s)://…/ holding `index`, or …/NAME.index), a
 // local store dir (or its NAME.index file), or a raw image URL. HTTP specs are told apart by
-// probing: an index at the URL → store; a 404 there → raw image read with Range requests.
+// probing: an index at the URL (or at a mirror, or a cached copy) → store; a 404 there and at
+// every mirror → raw image read with Range requests.
 import { stat, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../sys/errors.ts";
+import { redactUrls } from "../fetch/errors.ts";
 import { DEFAULT_INDEX_NAME } from "./chunk-name.ts";
 import { decodeIndex, IndexError, type StoreIndex } from "./format.ts";
 import { DiskCache } from "./fetcher/diskcache.ts";
@@ -147,6 +149,82 @@ interface OfflineIndex {
   group?: GroupCommit;
 }
 
+/** One base URL's answer for the index: a verified index, or why not. "missing" (404) and "bad"
+ *  (it sent something that is not a valid index) and "refused" (certificate, host name,
+ *  credentials) are answers; only "down" (timeout, 5xx, connection) is worth asking again. */
+type IndexAnswer =
+  | { url: string; kind: "ok"; bytes: Uint8Array; index: StoreIndex }
+  | { url: string; kind: "missing" | "bad" | "refused" | "down"; message: string };
+type GoodIndex = Extract<IndexAnswer, { kind: "ok" }>;
+
+function failureKind(e: unknown): "missing" | "refused" | "down" {
+  if (!(e instanceof HttpError)) return "down";
+  if (e.status === 404) return "missing";
+  return e.final || refusedStatus(e.status) ? "refused" : "down";
+}
+
+async function fetchIndex(url: string, pool: HttpPool, signal?: AbortSignal): Promise<IndexAnswer> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await pool.get(url, undefined, signal);
+  } catch (e) {
+    return { url, kind: failureKind(e), message: (e as Error).message?.split("\n")[0] ?? String(e) };
+  }
+  try {
+    return { url, kind: "ok", bytes, index: decodeIndex(bytes) };
+  } catch (e) {
+    if (!(e instanceof IndexError)) throw e;
+    return { url, kind: "bad", message: `${redactUrls(url)}: ${e.message}` };
+  }
+}
+
+/** Asks every URL at once; resolves with the first valid index, or once all have answered. */
+function firstIndex(urls: string[], pool: HttpPool): Promise<IndexAnswer[]> {
+  return new Promise((resolve, reject) => {
+    const answers: IndexAnswer[] = [];
+    for (const url of urls)
+      fetchIndex(url, pool).then((a) => {
+        answers.push(a);
+        if (a.kind === "ok" || answers.length === urls.length) resolve([...answers]);
+      }, reject);
+  });
+}
+
+/** The primary first (the usual case: one request), then all the mirrors at once. */
+async function askBases(urls: string[], pool: HttpPool): Promise<IndexAnswer[]> {
+  const first = await fetchIndex(urls[0]!, pool);
+  if (first.kind === "ok" || urls.length === 1) return [first];
+  return [first, ...(await firstIndex(urls.slice(1), pool))];
+}
+
+/** Asks the bases that were down again, with backoff, until the deadline; null if none answers. */
+async function retryDown(answers: IndexAnswer[], pool: HttpPool, deadlineMs: number): Promise<GoodIndex | null> {
+  const down = answers.filter((a) => a.kind === "down").map((a) => ({ name: a.url }));
+  const set = new MirrorSet(down, { deadlineMs: Math.max(0, deadlineMs), attemptTimeoutMs: pool.timeoutMs });
+  return set
+    .run(`index ${answers[0]!.url}`, async (m, signal) => {
+      const a = await fetchIndex(m.name, pool, signal);
+      if (a.kind !== "ok") throw new Error(a.message);
+      return a;
+    })
+    .catch(() => null);
+}
+
+/** A raw image URL (or nothing): the primary said 404 for URL/index, and so did every mirror that
+ *  answered. (A primary that is down may still have the store: that is asked again.) */
+function looksRaw(answers: IndexAnswer[], rawSpec: boolean): boolean {
+  if (answers[0]!.kind !== "missing") return false;
+  return answers.every((a) => a.kind === "missing" || (rawSpec && a.kind === "down"));
+}
+
+/** No base has a valid index and there is no cached copy: a raw image, or a one-line error. */
+function noIndex(answers: IndexAnswer[], spec: string, mirrors: string[], rawSpec: boolean): Probe {
+  if (looksRaw(answers, rawSpec)) return { kind: "raw", urls: rawSpec ? [spec, ...mirrors] : [] };
+  const failed = answers.filter((a): a is Exclude<IndexAnswer, GoodIndex> => a.kind !== "ok");
+  if (failed.length === 1 && failed[0]!.kind === "bad") throw new UserError(failed[0]!.message);
+  throw new UserError(`cannot fetch store index: ${failed.map((a) => a.message).join("; ")}`);
+}
+
 async function probeHttp(
   spec: string,
   mirrors: string[],
@@ -154,6 +232,7 @@ async function probeHttp(
   deadlineMs: number,
   offline?: OfflineIndex,
 ): Promise<Probe> {
+  const start = performance.now();
   let loc: { base: string; indexName: string };
   try {
     loc = splitStoreUrl(spec);
@@ -161,44 +240,25 @@ async function probeHttp(
     throw new UserError(`bad URL: ${spec}`);
   }
   const bases = [loc.base, ...mirrorBases(mirrors)].filter((b, i, a) => a.indexOf(b) === i);
+  const location: StoreLocation = { kind: "http", bases, indexName: loc.indexName };
   const primaryIndex = loc.base + loc.indexName;
-  let bytes: Uint8Array | null = null;
-  try {
-    bytes = await pool.get(primaryIndex);
-  } catch (e) {
-    if (e instanceof HttpError && e.status === 404) {
-      if (loc.indexName !== DEFAULT_INDEX_NAME || spec.endsWith("/")) return { kind: "raw", urls: [] };
-      return { kind: "raw", urls: [spec, ...mirrors] };
-    }
-    // An untrusted certificate, an unknown host name or refused credentials with no mirror to turn
-    // to is a setup error: say so now instead of retrying it until the deadline.
-    if (e instanceof HttpError && (e.final || refusedStatus(e.status)) && bases.length === 1 && !offline) throw new UserError(`cannot fetch store index: ${e.message}`);
-    const cached = offline ? await loadCachedIndex(offline.cacheDir, primaryIndex) : null;
-    if (cached) {
-      // A cached index makes waiting out the deadline pointless: one pass over the mirrors, then
-      // boot from the cache (chunks the cache lacks still fail over to mirrors that come back).
-      for (const b of bases.slice(1)) {
-        bytes = await pool.get(b + loc.indexName).catch(() => null);
-        if (bytes) break;
-      }
-      if (!bytes) {
-        offline!.log(`warning: store index unreachable (${(e as Error).message}); using the cached copy in ${offline!.cacheDir}`);
-        const location: StoreLocation = { kind: "http", bases, indexName: loc.indexName };
-        return { kind: "store", store: { index: cached.index, location, indexBytes: cached.bytes.length } };
-      }
-    } else {
-      // The primary is unreachable: the mirrors may still serve the index.
-      const set = new MirrorSet(bases.map((name) => ({ name })), { deadlineMs, attemptTimeoutMs: pool.timeoutMs });
-      try {
-        bytes = await set.run(`index ${primaryIndex}`, (m, signal) => pool.get(m.name + loc.indexName, undefined, signal));
-      } catch (e2) {
-        throw new UserError(`cannot fetch store index: ${(e as Error).message}`);
-      }
-    }
+  // (a spec ending in / or naming a .index file cannot be a raw image)
+  const rawSpec = loc.indexName === DEFAULT_INDEX_NAME && !spec.endsWith("/");
+  const answers = await askBases(bases.map((b) => b + loc.indexName), pool);
+  let found = answers.find((a): a is GoodIndex => a.kind === "ok") ?? null;
+  // A cached index makes waiting out the deadline pointless: boot from it (chunks the cache lacks
+  // still fail over to mirrors that come back).
+  const cached = !found && offline ? await loadCachedIndex(offline.cacheDir, primaryIndex) : null;
+  if (!found && !cached && answers.some((a) => a.kind === "down") && !looksRaw(answers, rawSpec))
+    found = await retryDown(answers, pool, deadlineMs - (performance.now() - start));
+  if (found) {
+    if (offline) await saveCachedIndex(offline.cacheDir, primaryIndex, found.bytes, offline.group).catch(() => {}); // a read-only cache is no error
+    return { kind: "store", store: { index: found.index, location, indexBytes: found.bytes.length } };
   }
-  const index = decodeOrExplain(bytes!, primaryIndex);
-  if (offline) await saveCachedIndex(offline.cacheDir, primaryIndex, bytes!, offline.group).catch(() => {}); // a read-only cache is no error
-  return { kind: "store", store: { index, location: { kind: "http", bases, indexName: loc.indexName }, indexBytes: bytes!.length } };
+  if (!cached) return noIndex(answers, spec, mirrors, rawSpec);
+  const why = (answers[0] as Exclude<IndexAnswer, GoodIndex>).message;
+  offline!.log(`warning: no valid store index from ${bases.length === 1 ? "the server" : "any mirror"} (${why}); using the cached copy in ${offline!.cacheDir}`);
+  return { kind: "store", store: { index: cached.index, location, indexBytes: cached.bytes.length } };
 }
 
 /** zstd level of disk cache entries: 0 = raw-block frames (~2.4× the space of level 1 on ELF

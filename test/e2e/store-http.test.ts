@@ -2,7 +2,7 @@
 // mirrors do wrong, the bytes read must be the image's bytes, or the read fails with EIO.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { readdirSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync, readFileSync, symlinkSync, unlinkSync } from "node:fs";
 import { packImage } from "../../src/store/pack.ts";
 import { openSource } from "../../src/store/open.ts";
 import type { BlockSource } from "../../src/store/source.ts";
@@ -111,6 +111,28 @@ describe("store over faulty HTTP mirrors", () => {
     expect(b.served.ok).toBeGreaterThan(N / 2);
   });
 
+  test("a black-holed mirror: after its first timeout, reads never wait for it again", async () => {
+    const a = serve(store, (_k, p) => (isChunk(p) ? "stall" : "ok"));
+    const b = serve(store);
+    const src = await openSource(a.url, { mirrors: [b.url], deadlineMs: 5000, requestTimeoutMs: 200, readAhead: false, memCacheBytes: 1 });
+    const t0 = performance.now();
+    expect(same(await src.read(0, 4096), img.subarray(0, 4096))).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(190); // the first read has to find out
+    // 1.5 s of reads, each a fetch (no memory cache): old code sent one after each 50-800 ms
+    // penalty to the black hole first, for a whole request timeout
+    const slow: number[] = [];
+    for (let i = 1; performance.now() - t0 < 1700; i++) {
+      const o = (i % N) * CS;
+      const t = performance.now();
+      expect(same(await src.read(o, 4096), img.subarray(o, o + 4096))).toBe(true);
+      if (performance.now() - t > 120) slow.push(i);
+    }
+    expect(slow).toEqual([]);
+    expect(a.served.stall).toBeGreaterThanOrEqual(2); // still probed, one at a time
+    expect(a.served.stall).toBeLessThanOrEqual(8);
+    await src.close?.();
+  });
+
   test("single-flight and memory cache: each chunk fetched once; zero chunks never fetched", async () => {
     const a = serve(store);
     const src = await openSource(a.url, { mirrors: [], readAhead: false });
@@ -155,5 +177,82 @@ describe("store over faulty HTTP mirrors", () => {
     await expect(openSource(`${a.url}nothing.img`, { mirrors: [] })).rejects.toThrow(/not found/);
     writeFileSync(join(dir, "bad.index"), readFileSync(join(store, "index")).subarray(0, 100));
     await expect(openSource(`${a.url}bad.index`, { mirrors: [] })).rejects.toThrow(/index/);
+  });
+});
+
+/** A copy of the store under root/NAME whose index file is `index` (null: none), chunks shared. */
+function storeWith(root: string, name: string, index: Uint8Array | string | null): string {
+  const d = join(root, name);
+  mkdirSync(d, { recursive: true });
+  try {
+    symlinkSync(join(store, "chunks"), join(d, "chunks"));
+  } catch {} // (already there)
+  try {
+    unlinkSync(join(d, "index"));
+  } catch {}
+  if (index !== null) writeFileSync(join(d, "index"), index);
+  return d;
+}
+
+const corrupt = () => {
+  const b = readFileSync(join(store, "index"));
+  b[40]! ^= 1; // a chunk digest: checksum mismatch
+  return b;
+};
+const PORTAL = "<html>Please log in to the Wi-Fi</html>";
+
+describe("the index: a missing or bad one at one base fails over like chunk reads", () => {
+  test("a 404 for the index at the primary: the mirror's index opens the store", async () => {
+    const a = serve(tmp("ibstore-empty-"));
+    const b = serve(dir);
+    for (const spec of [`${a.url}store/`, `${a.url}store`]) {
+      const src = await openSource(spec, { mirrors: [`${b.url}store/`], deadlineMs: 3000, requestTimeoutMs: 500 });
+      expect(same(await readAll(src), img)).toBe(true);
+      await src.close?.();
+    }
+  });
+
+  test("a corrupt index or a login page at the primary: the mirror's index is used", async () => {
+    const root = tmp("ibstore-badidx-");
+    storeWith(root, "corrupt", corrupt());
+    storeWith(root, "portal", PORTAL);
+    const a = serve(root);
+    const b = serve(dir);
+    for (const name of ["corrupt", "portal"]) {
+      const src = await openSource(`${a.url}${name}/`, { mirrors: [`${b.url}store/`], deadlineMs: 3000, requestTimeoutMs: 500 });
+      expect(same(await readAll(src), img)).toBe(true);
+      await src.close?.();
+    }
+  });
+
+  test("no mirror: the disk cache's copy of the index, with a one-line warning", async () => {
+    const root = tmp("ibstore-flaky-");
+    storeWith(root, "store", readFileSync(join(store, "index")));
+    const a = serve(root);
+    const cacheDir = join(root, "cache");
+    const spec = `${a.url}store/`;
+    await (await openSource(spec, { mirrors: [], cacheDir })).close?.(); // keeps the index
+    for (const [what, index] of [["corrupt index", corrupt()], ["log in", PORTAL], ["404", null]] as const) {
+      storeWith(root, "store", index);
+      const lines: string[] = [];
+      const src = await openSource(spec, { mirrors: [], cacheDir, deadlineMs: 3000, log: (l) => lines.push(l) });
+      expect(same(await readAll(src), img)).toBe(true);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(what);
+      expect(lines[0]).toContain("using the cached copy");
+      await src.close?.();
+    }
+  });
+
+  test("no base has a valid index: one line naming each failure; one URL keeps its own words", async () => {
+    const root = tmp("ibstore-noidx-");
+    storeWith(root, "corrupt", corrupt());
+    storeWith(root, "none", null);
+    const a = serve(root);
+    const err = await openSource(`${a.url}corrupt/`, { mirrors: [`${a.url}none/`], deadlineMs: 3000 }).catch((e) => e);
+    expect(err.message).toBe(`cannot fetch store index: ${a.url}corrupt/index: index checksum mismatch (corrupt index); ${a.url}none/index: 404 not found`);
+    await expect(openSource(`${a.url}corrupt/`, { mirrors: [] })).rejects.toThrow(`${a.url}corrupt/index: index checksum mismatch (corrupt index)`);
+    // 404 everywhere: no store there (a raw image URL then reads the image: the raw test above)
+    await expect(openSource(`${a.url}none/`, { mirrors: [`${a.url}none/`, `${a.url}nowhere/`] })).rejects.toThrow(/no store index there/);
   });
 });
