@@ -92,6 +92,11 @@ export class CacheRoom {
     if (this.sinceCheck >= (this.opts.checkEveryBytes ?? 1 << 20)) void this.check();
   }
 
+  /** An entry of `bytes` was deleted (it failed its check): it no longer counts. */
+  removed(bytes: number): void {
+    if (this.bytes !== null) this.bytes = Math.max(0, this.bytes - bytes);
+  }
+
   /** The write of an entry add() counted ended; a failed one no longer counts. */
   settle(hex: string, written: boolean): void {
     const bytes = this.writing.get(hex) ?? 0;

@@ -82,6 +82,18 @@ describe("a cap on the cache folder (inetboot.cachesize)", () => {
     expect(b.evictions.reduce((n, e) => n + e.count, 0)).toBe(9 + 10 - recentKept);
   });
 
+  test("a corrupt entry deleted and fetched again is counted once", async () => {
+    const dir = scratch("room-corrupt-");
+    const entry = await earlierBoot(dir, 10, () => 1);
+    const b = boot(dir, { capBytes: 30 * entry });
+    expect((await b.cache.space())!.free).toBe(20 * entry);
+    writeFileSync(cacheEntryPath(dir, chunks[3]!.ref.hex), new Uint8Array(entry)); // same size, garbage
+    expect(await b.cache.get(chunks[3]!.ref)).toEqual(chunks[3]!.data); // deleted, fetched, written again
+    await b.cache.flush();
+    expect(await folderBytes(dir)).toBe(10 * entry);
+    expect((await b.cache.space())!.free).toBe(20 * entry);
+  });
+
   test("space() is what the cap leaves, so the fill stops at its reserve and evicts nothing", async () => {
     const dir = scratch("room-fill-");
     const entry = await earlierBoot(dir, 10, () => 1);

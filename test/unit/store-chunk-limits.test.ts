@@ -70,3 +70,25 @@ describe("the length of a chunk's body", () => {
         expect(e.message).toMatch(new RegExp(`body of \\d+ bytes or more, longer than the ${maxPackedSize(SIZE)} expected at most`));
       });
 });
+
+test("a response with both Transfer-Encoding: chunked and a Content-Length is read by its chunks (the length is not the body's)", async () => {
+  const packed = Bun.zstdCompressSync(plain);
+  const srv = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(s) {
+        s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nConnection: close\r\n\r\n${packed.length.toString(16)}\r\n`);
+        s.write(packed);
+        s.write("\r\n0\r\n\r\n");
+        s.end();
+      },
+    },
+  });
+  try {
+    const origin = new HttpOrigin(`http://127.0.0.1:${srv.port}/store/`, new HttpPool({ timeoutMs: 5000 }));
+    expect(await origin.get(ref)).toEqual(plain);
+  } finally {
+    srv.stop(true);
+  }
+});

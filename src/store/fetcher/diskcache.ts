@@ -49,7 +49,7 @@ export class DiskCache implements ChunkLayer {
         return plain;
       } catch {
         this.corrupt++;
-        await this.change(() => unlink(path)).catch(() => {});
+        if (await this.change(() => unlink(path)).then(() => true, () => false)) this.room?.removed(packed.length);
       }
     }
     this.misses++;

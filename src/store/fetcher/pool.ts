@@ -175,7 +175,8 @@ export class HttpPool {
         throw new HttpError(url, why, res.status);
       }
       const body = res.body;
-      const cl = res.header("content-length");
+      // (with Transfer-Encoding the Content-Length is not the body's: chunked framing wins)
+      const cl = res.header("transfer-encoding") === null ? res.header("content-length") : null;
       if (cl !== null && Number(cl) !== body.length)
         throw new HttpError(url, `short body: ${body.length} of ${cl} bytes`);
       if (range) {
