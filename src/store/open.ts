@@ -231,6 +231,8 @@ async function probeHttp(
   pool: HttpPool,
   deadlineMs: number,
   offline?: OfflineIndex,
+  /** told once when no base answered and the wait for one begins (a long silence otherwise) */
+  waiting?: (line: string) => void,
 ): Promise<Probe> {
   const start = performance.now();
   let loc: { base: string; indexName: string };
@@ -249,8 +251,12 @@ async function probeHttp(
   // A cached index makes waiting out the deadline pointless: boot from it (chunks the cache lacks
   // still fail over to mirrors that come back).
   const cached = !found && offline ? await loadCachedIndex(offline.cacheDir, primaryIndex) : null;
-  if (!found && !cached && answers.some((a) => a.kind === "down") && !looksRaw(answers, rawSpec))
-    found = await retryDown(answers, pool, deadlineMs - (performance.now() - start));
+  if (!found && !cached && answers.some((a) => a.kind === "down") && !looksRaw(answers, rawSpec)) {
+    const left = deadlineMs - (performance.now() - start);
+    const down = answers.filter((a) => a.kind === "down").map((a) => (a as Exclude<IndexAnswer, GoodIndex>).message);
+    waiting?.(`store index: ${redactUrls(down.join("; "))}; trying again for up to ${Math.round(left / 1000)} s`);
+    found = await retryDown(answers, pool, left);
+  }
   if (found) {
     if (offline) await saveCachedIndex(offline.cacheDir, primaryIndex, found.bytes, offline.group).catch(() => {}); // a read-only cache is no error
     return { kind: "store", store: { index: found.index, location, indexBytes: found.bytes.length } };
@@ -397,7 +403,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
     if (opts.prefetch) layer = startPrefetch(layer, store.index, store.location, pool, opts, log);
     return new StoreReader(store.index, layer);
   }
-  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log, group: opts.cacheFsync ? groupCommit(opts.cacheDir, opts.cacheMount) : undefined } : undefined);
+  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log, group: opts.cacheFsync ? groupCommit(opts.cacheDir, opts.cacheMount) : undefined } : undefined, log);
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     opts.onIndex?.(index);

@@ -139,11 +139,15 @@ export class MirrorSet<T extends { name: string }> {
         const left = deadline - performance.now();
         if (left <= 0) break;
         const t0 = performance.now();
+        const cap = Math.min(left, this.attemptTimeoutMs);
         try {
-          const r = await fn(mem.m, AbortSignal.timeout(Math.min(left, this.attemptTimeoutMs)));
+          const r = await fn(mem.m, AbortSignal.timeout(cap));
           this.succeeded(mem, t0);
           return r;
         } catch (e) {
+          // Cut short by the read's own deadline: the mirror is not to blame, and the reason the
+          // read failed is the error before ("last error: aborted" would hide it)
+          if (cap === left && lastErr && performance.now() - t0 >= cap - 1) break;
           lastErr = this.failed(mem, t0, e);
           this.failovers++;
         }
