@@ -1,8 +1,8 @@
 // The host CLI: one command per file under ./commands, loaded lazily so `--help` stays fast.
 import { defineCommand, runCommand, runMain, showUsage, type CommandDef } from "citty";
 import pkg from "../../package.json" with { type: "json" };
-import { fail } from "./fail.ts";
-import { unknownOption, type OptionDef } from "./options.ts";
+import { fail, quietOnBrokenPipe } from "./fail.ts";
+import { extraArgument, unknownOption, type OptionDef } from "./options.ts";
 
 const main = defineCommand({
   meta: { name: "inetboot", version: pkg.version, description: "Boot machines over the Internet with nothing but HTTP(S)" },
@@ -26,6 +26,7 @@ const main = defineCommand({
 });
 
 export async function runCli(_argv0: string) {
+  quietOnBrokenPipe();
   const rawArgs = process.argv.slice(2);
   const help = rawArgs.some((a) => a === "--help" || a === "-h");
   const version = rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v");
@@ -48,6 +49,9 @@ export async function runCli(_argv0: string) {
     const args = (typeof leaf.cmd.args === "function" ? await leaf.cmd.args() : await leaf.cmd.args) as Record<string, OptionDef> | undefined;
     const bad = unknownOption(args ?? {}, rawArgs.slice(leaf.depth));
     if (bad) usageError(`unknown option ${bad}`, leaf.path);
+    // citty drops surplus words: `pack IMG STORE extra` would pack and say nothing of "extra"
+    const extra = extraArgument(args ?? {}, rawArgs.slice(leaf.depth));
+    if (extra !== null) usageError(`unexpected argument ${/^[^\s"'\\]+$/.test(extra) ? extra : JSON.stringify(extra)}`, leaf.path);
   }
   try {
     await runCommand(main, { rawArgs });

@@ -2,6 +2,7 @@
 // (`--cach DIR`) would silently serve without the cache the user asked for. Repeatable options
 // are collected from the raw arguments: citty keeps only the last. Pure: tested in
 // test/unit/cli-options.test.ts.
+import { parseArgs, type ArgsDef } from "citty";
 import { UserError } from "../sys/errors.ts";
 import { useNetrcFile } from "../fetch/netrc.ts";
 import { useCaFile } from "../fetch/trust.ts";
@@ -47,6 +48,31 @@ export function unknownOption(defs: Record<string, OptionDef>, tokens: string[])
     if (shorts.get(letters[letters.length - 1]!)?.type === "string") i++;
   }
   return null;
+}
+
+// Last positionals that take every remaining word (see restPositional); by identity, as the
+// commands' argument objects are the ones main.ts reads.
+const restDefs = new WeakSet<object>();
+
+/** Marks a command's last positional as taking all remaining words (`cmdline ip=dhcp root=…`),
+ *  so extraArgument lets them through; the command joins them itself (its `args._`). */
+export function restPositional<T extends object>(def: T): T {
+  restDefs.add(def);
+  return def;
+}
+
+/** The first positional argument in `tokens` beyond those `defs` declare, parsed as citty parses
+ *  them (which drops it silently: `info STORE extra` would run); null when there is none. */
+export function extraArgument(defs: Record<string, OptionDef>, tokens: string[]): string | null {
+  const declared = Object.values(defs).filter((d) => d.type === "positional");
+  if (declared.some((d) => restDefs.has(d))) return null;
+  let words: string[];
+  try {
+    words = parseArgs(tokens, defs as ArgsDef)._;
+  } catch {
+    return null; // a missing argument: citty names it when the command runs
+  }
+  return words[declared.length] ?? null;
 }
 
 /** citty keeps only the last of a repeated option; collect every `--NAME V` / `--NAME=V` from the raw argv. */

@@ -30,9 +30,12 @@ export class FetchError extends Error {
   }
 }
 
-/** Strips credentials (user:pass@) from every http(s) URL in a text (a message, a command line). */
+/** Strips credentials (user:pass@) from every URL in a text (a message, a command line), whatever
+ *  its scheme: a password in an ftp:// or nbd:// URL the agent refuses is still a password. The
+ *  userinfo runs to the last @ before the host's end (a raw @ in a password), never past a quote,
+ *  so a URL inside JSON keeps the JSON intact. */
 export function redactUrls(text: string): string {
-  return text.replace(/\b(https?:\/\/)[^\s/?#@]*@/gi, "$1");
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>]*@/gi, "$1");
 }
 
 /** Strips credentials (user:pass@) from a URL before it appears in a message or log. */

@@ -8,7 +8,7 @@ import { UserError } from "../sys/errors.ts";
 import { CpioEncoder } from "./cpio.ts";
 import { isElfFile } from "./elf.ts";
 import { mirrorHostPath, sharedLibClosure } from "./libs.ts";
-import { openSink, DEFAULT_COMPRESSION, type Compression } from "./sink.ts";
+import { openSink, DEFAULT_COMPRESSION, type ArchiveSink, type Compression } from "./sink.ts";
 import { ArchiveTree } from "./tree.ts";
 import { ALLOW_UNSIGNED_PATH, formatPublicKey, readPublicKeyFile, TRUSTED_DIR } from "../manifest/keys.ts";
 import { loadKernelModules, type KernelModules } from "../kmod/tree.ts";
@@ -128,7 +128,7 @@ function addExecutable(tree: ArchiveTree, src: string, dest: string, role: strin
 
 /** Copy an extra file or directory tree. Symlinks are followed (like `cp -rL`): a link into the
  *  host's filesystem, e.g. /etc/ssl/certs/*.pem, would dangle inside the initramfs. */
-function addExtra(tree: ArchiveTree, spec: FileSpec): void {
+function addExtra(tree: ArchiveTree, spec: FileSpec, builders: Set<string>): void {
   const label = `${spec.src}:${spec.dest}`;
   if (!existsSync(spec.src)) throw new UserError(`bad --file ${label}: ${spec.src} does not exist`);
   let dest: string;
@@ -144,10 +144,32 @@ function addExtra(tree: ArchiveTree, spec: FileSpec): void {
     if (st.isDirectory()) {
       tree.addDir(to, st.mode & 0o7777);
       for (const n of readdirSync(src).sort()) copy(join(src, n), `${to}/${n}`, depth + 1);
-    } else if (st.isFile()) tree.addFile(to, resolve(src), st.size, st.mode & 0o7777);
+    } else if (st.isFile()) {
+      refuseBuilderPath(tree, to, label, builders);
+      tree.addFile(to, resolve(src), st.size, st.mode & 0o7777);
+    }
     else throw new UserError(`bad --file ${label}: ${src} is not a regular file or directory`);
   };
   copy(spec.src, dest, 0);
+}
+
+/** What the builder itself writes at a path, for the refusal's hint. */
+const BUILDER_HINTS: Record<string, string> = {
+  init: "the pre-init; choose it with --init PATH",
+  inetboot: "the agent; choose it with --agent PATH",
+};
+
+/** An extra file may not replace one the builder wrote (the agent, the pre-init, their
+ *  libraries, busybox, modules, keys): the archive would build fine and not boot. */
+function refuseBuilderPath(tree: ArchiveTree, to: string, label: string, builders: Set<string>): void {
+  let at: string;
+  try {
+    at = tree.resolve(to); // where the file would land: through /lib -> usr/lib and the like
+  } catch (e) {
+    throw new UserError(`bad --file ${label}: ${(e as Error).message}`);
+  }
+  if (!builders.has(at)) return;
+  throw new UserError(`bad --file ${label}: the builder writes /${at} itself (${BUILDER_HINTS[at] ?? "pick another destination"})`);
 }
 
 /** Kernel modules plus the dependency closure, and the module index files for coldplug. */
@@ -264,23 +286,54 @@ export function planInitramfs(opts: InitramfsOptions): { tree: ArchiveTree; modu
     if (names.length) modules = addModules(tree, opts.kernel, opts.kver, names, log);
   }
   addTrust(tree, opts.trust ?? [], !!opts.allowUnsigned);
-  for (const s of specs) addExtra(tree, s);
+  // Every non-directory entry so far is the builder's own; extras come last and may not replace one.
+  const builders = new Set([...tree.nodes].filter(([, n]) => n.kind !== "dir").map(([p]) => p));
+  for (const s of specs) addExtra(tree, s, builders);
   return { tree, modules };
 }
 
 const CHUNK = 1 << 20;
 
+/** --out checked before the slow work: its directory exists and it is new or a regular file
+ *  (renaming the finished archive over a directory fails only at the very end). */
+function checkOut(out: string): void {
+  const outDir = dirname(resolve(out));
+  if (!existsSync(outDir) || !statSync(outDir).isDirectory()) throw new UserError(`output directory does not exist: ${outDir}`);
+  const st = statSync(out, { throwIfNoEntry: false });
+  if (st?.isDirectory()) throw new UserError(`--out ${out}: is a directory (name the file to write, e.g. ${join(out, "initramfs.cpio.zst")})`);
+  if (st && !st.isFile()) throw new UserError(`--out ${out}: exists and is not a regular file`);
+}
+
+/** Until the returned function is called, SIGINT/SIGTERM remove the partial output (the sink's
+ *  temporary file, its zstd child) and exit 130/143 as a shell reports them. */
+function abortOnSignal(sink: ArchiveSink): () => void {
+  const on = (sig: NodeJS.Signals) => {
+    sink.abort();
+    process.exit(sig === "SIGINT" ? 130 : 143);
+  };
+  process.on("SIGINT", on);
+  process.on("SIGTERM", on);
+  return () => {
+    process.off("SIGINT", on);
+    process.off("SIGTERM", on);
+  };
+}
+
+/** The writing loop only awaits settled promises (sync reads and writes, lz4 on this thread): a
+ *  turn of the event loop now and then lets a signal's handler run mid-build. */
+const yieldToSignals = () => new Promise<void>((r) => setImmediate(r));
+
 /** Build the initramfs file. */
 export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsResult> {
   const mtime = opts.mtime ?? sourceDateEpoch();
-  const outDir = dirname(resolve(opts.out));
-  if (!existsSync(outDir) || !statSync(outDir).isDirectory()) throw new UserError(`output directory does not exist: ${outDir}`);
+  checkOut(opts.out);
   const { tree, modules } = planInitramfs(opts);
   const entries = tree.sorted();
   let total = 0;
   for (const [, n] of entries) total += n.kind === "file" ? n.size : 0;
   const compress = opts.compress ?? DEFAULT_COMPRESSION;
   const sink = openSink(opts.out, compress, opts.level);
+  const forget = abortOnSignal(sink);
   // High levels on a ~110 MB agent take a minute or more (zstd -19 -T0: ~75 s on 2 cores).
   if (compress === "zstd" && (opts.level ?? 0) >= 10) opts.log?.(`compressing with zstd -${opts.level} (slow for a large agent)`);
   const enc = new CpioEncoder();
@@ -306,6 +359,7 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
               const got = readSync(fd, b, 0, b.length, off);
               if (got <= 0) throw new Error(`${n.source} shrank while being archived`);
               await sink.write(got === b.length ? b : b.subarray(0, got));
+              await yieldToSignals();
               off += got;
               done += got;
               opts.progress?.(done, total);
@@ -323,10 +377,19 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     }
     await sink.write(enc.trailer());
   } catch (e) {
+    forget();
     sink.abort();
     throw e;
   }
-  const compressedBytes = await sink.close();
+  let compressedBytes: number;
+  try {
+    compressedBytes = await sink.close();
+  } catch (e) {
+    sink.abort(); // a rename that failed leaves OUT.tmp-PID: the whole archive
+    throw e;
+  } finally {
+    forget();
+  }
   opts.progress?.(total, total);
   return { path: opts.out, compressedBytes, unpackedBytes: enc.position, files: entries.length, modules };
 }

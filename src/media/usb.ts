@@ -13,16 +13,16 @@
 //
 // Both GRUBs carry an embedded config that finds the FAT by its volume serial and loads
 // boot/grub/grub.cfg from it, so the stick boots from any slot or drive number.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdtemp, open, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { open, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { UserError } from "../sys/errors.ts";
 import { patchBootImg, patchCoreImg } from "./bios-boot.ts";
 import { encodeGpt, GPT_TYPE, randomGuid, SECTOR, type DiskWrite, type GptLayout } from "./gpt.ts";
 import { buildGrubConfig, INITRD_PATH, KERNEL_PATH, type GrubMenu } from "./grub-config.ts";
-import { DEFAULT_INITRD, DEFAULT_KERNEL, GRUB_PLATFORMS, requireFile, requireGrubPlatforms, VOLUME_LABEL } from "./iso.ts";
-import { needTool, runTool } from "./tools.ts";
+import { DEFAULT_INITRD, DEFAULT_KERNEL, GRUB_PLATFORMS, outputPath, requireFile, requireGrubPlatforms, VOLUME_LABEL } from "./iso.ts";
+import { needTool, onInterrupt, runTool, tempBeside } from "./tools.ts";
 
 export const CACHE_FOLDER = "inetboot-cache";
 export const DEFAULT_SIZE = 1 << 30;
@@ -36,7 +36,7 @@ const SLACK = 24 * MIB;
 const CORE_MODULES = ["part_gpt", "fat", "search", "search_fs_uuid", "normal", "configfile", "linux", "echo", "serial", "terminal", "test", "boot"];
 
 export interface UsbOptions extends GrubMenu {
-  /** image file to create (replaced if it exists) */
+  /** image file to create (replaced if it exists, only by a complete image) */
   out?: string;
   /** a whole-disk block device, overwritten */
   device?: string;
@@ -150,11 +150,9 @@ export async function buildUsb(opts: UsbOptions): Promise<UsbResult> {
     bytes = checkDevice(opts.device, opts.yesReallyOverwrite);
     path = opts.device;
   } else {
-    path = resolve(opts.out!);
+    path = outputPath(opts.out!, "a stick? use --device");
     bytes = opts.size ?? DEFAULT_SIZE;
     if (bytes % SECTOR) throw new UserError(`bad --size ${bytes}: not a multiple of ${SECTOR} bytes`);
-    if (!existsSync(dirname(path))) throw new UserError(`output directory ${dirname(path)} does not exist`);
-    if (existsSync(path) && !statSync(path).isFile()) throw new UserError(`${path} exists and is not a regular file (a stick? use --device)`);
   }
   const need = statSync(kernel).size + statSync(initrd).size + SLACK + ESP_LBA * SECTOR;
   if (bytes < need) throw new UserError(`${opts.device ?? "--size"} ${mib(bytes)} is too small: kernel, initramfs and GRUB need at least ${mib(need)}`);
@@ -166,7 +164,14 @@ export async function buildUsb(opts: UsbOptions): Promise<UsbResult> {
   const serialHex = serial.toString(16).padStart(8, "0");
   const fatUuid = `${serialHex.slice(0, 4)}-${serialHex.slice(4)}`.toUpperCase();
 
-  const tmp = await mkdtemp(join(tmpdir(), "inetboot-usb-"));
+  // An image is built beside --out and renamed over it only when whole (a good one there survives
+  // a failed or interrupted rebuild); a device is written in place, as asked.
+  const disk = opts.device ? path : tempBeside(path);
+  const tmp = mkdtempSync(join(tmpdir(), "inetboot-usb-"));
+  const forget = onInterrupt(() => {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!opts.device) rmSync(disk, { force: true });
+  });
   try {
     const { core, efi } = await makeGrubImages(tmp, fatUuid);
     const coreSectors = Math.ceil(core.length / SECTOR);
@@ -174,16 +179,15 @@ export async function buildUsb(opts: UsbOptions): Promise<UsbResult> {
     const bootImg = new Uint8Array(await readFile(join(GRUB_PLATFORMS.bios, "boot.img")));
 
     if (!opts.device) {
-      await unlink(path).catch(() => {});
-      await writeFile(path, "");
-      const fh = await open(path, "r+");
+      await writeFile(disk, "");
+      const fh = await open(disk, "r+");
       await fh.truncate(bytes); // sparse: the image costs only what is written
       await fh.close();
     }
 
     // The FAT first, then the tables and boot code, so a stick interrupted half-way is not bootable.
     log(`FAT32 "${VOLUME_LABEL}" (${fatUuid}) at ${mib(espOffset)}, ${mib((esp.lastLba - esp.firstLba + 1) * SECTOR)}`);
-    const img = `${path}@@${espOffset}`;
+    const img = `${disk}@@${espOffset}`;
     const env = { MTOOLS_SKIP_CHECK: "1" };
     await runTool(
       [needTool("mformat", "mtools"), "-i", img, "-F", "-T", String(esp.lastLba - esp.firstLba + 1), "-H", String(esp.firstLba),
@@ -210,7 +214,7 @@ export async function buildUsb(opts: UsbOptions): Promise<UsbResult> {
 
     log("writing the GPT and the BIOS boot code");
     const mbrCode = patchBootImg(bootImg, BIOS_BOOT_LBA);
-    await writeRegions(path, [
+    await writeRegions(disk, [
       { offset: 0, data: mbrCode },
       { offset: 440, data: new Uint8Array(6) }, // no MBR disk signature
       { offset: BIOS_BOOT_LBA * SECTOR, data: patchCoreImg(core, BIOS_BOOT_LBA) },
@@ -221,10 +225,12 @@ export async function buildUsb(opts: UsbOptions): Promise<UsbResult> {
       const bd = Bun.which("blockdev", { PATH: "/usr/sbin:/sbin:/usr/bin:/bin" });
       if (bd) await runTool([bd, "--rereadpt", path]).catch((e) => log(`partition table not re-read (${(e as Error).message}): replug the stick`));
     }
+    if (!opts.device) await rename(disk, path);
   } catch (e) {
-    if (!opts.device) await unlink(path).catch(() => {});
+    if (!opts.device) await unlink(disk).catch(() => {});
     throw e;
   } finally {
+    forget();
     await rm(tmp, { recursive: true, force: true });
   }
   return { path, bytes, layout, espOffset, fatUuid, grubCfg };

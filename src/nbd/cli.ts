@@ -1,7 +1,7 @@
 // `inetboot nbd SOURCE`: open a BlockSource, optionally put a copy-on-write overlay on top, serve
 // it over NBD until SIGINT/SIGTERM. Logs go to stderr.
 import { redactUrls } from "../fetch/errors.ts";
-import { stat } from "node:fs/promises";
+import { lstat, stat } from "node:fs/promises";
 import type { BlockSource } from "../store/source.ts";
 import { UserError } from "../sys/errors.ts";
 import { createCowSource } from "./cow.ts";
@@ -91,10 +91,21 @@ async function openAny(spec: string, o: NbdCliOptions): Promise<BlockSource> {
   return source;
 }
 
+/** --cow-file and --cache, checked before the source is opened (a store's index may be fetched
+ *  first): a mistake there should cost nothing, and cost no data. */
+async function checkLocalPaths(o: NbdCliOptions): Promise<void> {
+  // lstat: a symlink, even a dangling one, is refused too (creating through it would write elsewhere)
+  if (o.cowFile && (await lstat(o.cowFile).catch(() => null)))
+    throw new UserError(`--cow-file ${o.cowFile}: exists; remove it or name a new file (its contents would be replaced)`);
+  const cache = o.cacheDir ? await stat(o.cacheDir).catch(() => null) : null;
+  if (cache && !cache.isDirectory()) throw new UserError(`--cache ${o.cacheDir}: not a directory (the cache is a folder of chunks; name a new or existing folder)`);
+}
+
 export async function runNbd(o: NbdCliOptions): Promise<void> {
   if (o.fill && !o.cacheDir) throw new UserError("--fill needs --cache DIR (the cache it fills)");
   if (o.cacheSize !== undefined && !o.cacheDir) throw new UserError("--cache-size needs --cache DIR (the cache it caps)");
   if (o.timeoutSec !== undefined && !(o.timeoutSec > 0)) throw new UserError(`--timeout must be a positive number of seconds`);
+  await checkLocalPaths(o);
   let source = await openAny(o.source, o);
   if (o.cow || o.cowFile) source = await createCowSource(source, { file: o.cowFile });
   const server = await startNbdServer({

@@ -1,12 +1,13 @@
 // Copy-on-write overlay: writes land in RAM (or a local sparse scratch file) in 4 KiB grains and
 // the base source is only ever read. Lets a read-only image (a remote store) be served writable,
 // e.g. for a root filesystem whose changes may be thrown away.
-import { open, type FileHandle } from "node:fs/promises";
+import { open, unlink, type FileHandle } from "node:fs/promises";
 import { BlockError, type BlockSource, type Extent } from "../store/source.ts";
 import { UserError } from "../sys/errors.ts";
 
 export interface CowOptions {
-  /** Keep written grains in this local (sparse) file instead of RAM. Its old contents are discarded. */
+  /** Keep written grains in this local (sparse) file instead of RAM. It must not exist yet: it is
+   *  created, never reused, so a file the user cares about is not replaced by an overlay. */
   file?: string;
 }
 
@@ -43,10 +44,19 @@ function ramStore(): Store {
 async function fileStore(path: string, size: number): Promise<Store> {
   let fh: FileHandle;
   try {
-    fh = await open(path, "w+");
+    // "wx+": exclusive create. "w+" truncated an existing file, wiping whatever it held.
+    fh = await open(path, "wx+");
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "EEXIST") throw new UserError(`--cow-file ${path}: exists; remove it or name a new file (its contents would be replaced)`);
+    throw new UserError(`--cow-file ${path}: ${code ?? String(e)}`);
+  }
+  try {
     await fh.truncate(size);
   } catch (e) {
-    throw new UserError(`cow file ${path}: ${(e as { code?: string }).code ?? String(e)}`);
+    await fh.close();
+    await unlink(path).catch(() => {}); // ours, just created: leave nothing behind
+    throw new UserError(`--cow-file ${path}: ${(e as { code?: string }).code ?? String(e)}`);
   }
   const io = (op: string, e: unknown): never => {
     throw new BlockError("EIO", `cow file ${path}: ${op}: ${e instanceof Error ? e.message : String(e)}`);
