@@ -2,6 +2,7 @@
 // (lib/cmdline.c next_arg): spaces separate, double quotes group and are stripped, the first '='
 // splits name from value, `--` ends the kernel's part.
 import { parseSize } from "../store/format.ts";
+import { parseIpParam } from "../net/ipconfig.ts";
 
 export interface Param {
   name: string;
@@ -111,7 +112,15 @@ export function parsePlan(cmdline: string): BootPlan {
       continue;
     }
     switch (name) {
-      case "ip": plan.ip = value ?? ""; continue;
+      case "ip":
+        plan.ip = value ?? "";
+        // (the network setup refuses it later, at boot: say it where the line is checked too)
+        try {
+          parseIpParam(plan.ip);
+        } catch (e) {
+          plan.warnings.push((e as Error).message);
+        }
+        continue;
       case "nodhcp": plan.nodhcp = true; continue;
       case "httpfuse": plan.root = url(name, value) ?? plan.root; continue;
       case "iscript": plan.script = url(name, value) ?? plan.script; continue;

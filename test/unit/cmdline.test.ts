@@ -67,6 +67,12 @@ describe("parsePlan", () => {
     expect(bad.cache).toEqual({ kind: "auto" });
     expect(bad.warnings[0]).toContain("inetboot.cache=floppy");
   });
+  test("a malformed ip= is reported where the line is checked (the boot would refuse it)", () => {
+    expect(parsePlan("ip=garbage").warnings).toEqual(["ip=: bad value 'garbage'"]);
+    expect(parsePlan("ip=1.2.3").warnings).toEqual(["ip=: bad value '1.2.3'"]);
+    expect(parsePlan("ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off").warnings).toEqual([]);
+    expect(parsePlan("ip=dhcp").warnings).toEqual([]);
+  });
   test("unknown inetboot.* parameters are reported, others ignored", () => {
     const p = parsePlan("inetboot.rooot=http://x/ foo.bar=1");
     expect(p.warnings).toHaveLength(1);
