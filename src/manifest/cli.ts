@@ -1,7 +1,7 @@
 // The host commands keygen, sign and manifest (build / --check). Data (paths, key ids, the manifest,
 // the verified entries) goes to stdout; notes go to stderr.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { tlsFailure } from "../fetch/errors.ts";
 import { authorize } from "../fetch/netrc.ts";
 import { proxyOf, proxyOption, tlsPeer } from "../fetch/proxy.ts";
@@ -37,6 +37,8 @@ function intArg(v: string, flag: string, max = Number.MAX_SAFE_INTEGER): number 
 /** Writes NAME.key (0600) and NAME.pub; never overwrites either. */
 export function runKeygen(name: string): void {
   const base = name.replace(/\.(key|pub)$/, "");
+  // "" or "dir/" would write the hidden files .key and .pub
+  if (["", ".", ".."].includes(basename(base)) || base.endsWith("/")) throw new UserError(`bad --out ${JSON.stringify(name)}: name the key pair (e.g. --out ${join(base || ".", "release")})`);
   const keyPath = `${base}.key`;
   const pubPath = `${base}.pub`;
   for (const p of [keyPath, pubPath]) if (existsSync(p)) throw new UserError(`${p} already exists; not overwriting a key (pick another --out)`);

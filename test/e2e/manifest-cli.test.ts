@@ -52,6 +52,9 @@ describe("manifest CLI", () => {
     expect(sha256(Buffer.from(b64!, "base64")).slice(0, 16)).toBe(id);
     const before = readFileSync(join(dir, "release.key"));
     expectFail(cli("keygen", "--out", "release"), /release\.key already exists; not overwriting/);
+    // no name, only a directory: it would write the hidden files .key and .pub
+    for (const bad of ["", "sub/", "."]) expectFail(cli("keygen", "--out", bad), /^inetboot: bad --out "[^"]*": name the key pair \(e\.g\. --out \S*release\)$/);
+    expect(existsSync(join(dir, ".key")) || existsSync(join(dir, "..key"))).toBe(false);
     expect(readFileSync(join(dir, "release.key")).equals(before)).toBe(true);
     expect(cli("keygen", "--out", "other").code).toBe(0);
   });
