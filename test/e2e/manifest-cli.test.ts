@@ -193,3 +193,8 @@ test("a payload outside the manifest's directory gets a warning (its ../ URL wou
   expect(beside.err).not.toContain("warning");
   expectFail(cli("manifest", "--name", "demo", "--version", "1", "--kernel", "vmlinuz", "--cmdline", "quiet", "--expires", "2020-01-01T00:00:00Z"), /^inetboot: bad --expires "2020-01-01T00:00:00Z": that time has passed \(now \S+\)$/);
 });
+
+test("--check takes no build option (it would be ignored) and needs a value", () => {
+  expectFail(cli("manifest", "--check", "boot.json", "--kernel", "vmlinuz", "--out", "x.json"), /^inetboot: --check verifies a manifest; it does not take --kernel, --out$/);
+  expectFail(cli("manifest", "--check", ""), /^inetboot: --check needs a manifest file or URL$/);
+});

@@ -16,7 +16,7 @@ export default defineCommand({
     out: {
       type: "string",
       alias: "o",
-      description: "save to FILE (atomically); '-' for stdout (default when stdout is not a terminal)",
+      description: "save to FILE (atomically); '-' for stdout, once verified (default when stdout is not a terminal; on a terminal without --out only the digest and size are printed)",
     },
     sha256: { type: "string", description: "expected sha256 (hex); a mismatch fails and keeps nothing" },
     ca: { type: "string", description: "PEM file of extra CA certificates to trust" },

@@ -2,7 +2,11 @@
 // (--check) verify one the way the agent does and print its entries.
 import { defineCommand } from "citty";
 import { guarded } from "../fail.ts";
+import { UserError } from "../../sys/errors.ts";
 import { CA_OPTION, collectRepeated, NETRC_OPTION, useUrlOptions } from "../options.ts";
+
+/** Options that only build a manifest (--check ignores them). */
+const BUILD_ONLY = ["name", "version", "kernel", "initrd", "cmdline", "root", "rootfstype", "rootpath", "entry-name", "title", "default", "expires", "base-url", "mirror", "timeout", "add-to", "out"] as const;
 
 export default defineCommand({
   meta: { name: "manifest", description: "Build a boot manifest (one entry per run; --add-to appends), or --check one as the agent would" },
@@ -38,6 +42,10 @@ export default defineCommand({
     await guarded(async (a: typeof ctx.args) => {
       const cli = await import("../../manifest/cli.ts");
       if (a.check !== undefined) {
+        if (a.check === "") throw new UserError("--check needs a manifest file or URL");
+        // a build option beside --check would be ignored: say so rather than check something else
+        const building = BUILD_ONLY.filter((k) => a[k] !== undefined);
+        if (building.length) throw new UserError(`--check verifies a manifest; it does not take ${building.map((k) => `--${k}`).join(", ")}`);
         useUrlOptions(a);
         await cli.runCheck(a.check, {
           sig: a.sig,
