@@ -254,7 +254,8 @@ async function probeHttp(
   if (!found && !cached && answers.some((a) => a.kind === "down") && !looksRaw(answers, rawSpec)) {
     const left = deadlineMs - (performance.now() - start);
     const down = answers.filter((a) => a.kind === "down").map((a) => (a as Exclude<IndexAnswer, GoodIndex>).message);
-    waiting?.(`store index: ${redactUrls(down.join("; "))}; trying again for up to ${Math.round(left / 1000)} s`);
+    // (progress for a wait long enough to look like a hang; a short one just ends in the error)
+    if (left >= 5000) waiting?.(`store index: ${redactUrls(down.join("; "))}; trying again for up to ${Math.round(left / 1000)} s`);
     found = await retryDown(answers, pool, left);
   }
   if (found) {

@@ -8,6 +8,7 @@ import { readFileSync, rmSync, copyFileSync, cpSync, writeFileSync, readdirSync,
 import { join } from "node:path";
 import {
   chunkGets,
+  freePort,
   hashTree,
   MiB,
   ROOT,
@@ -332,4 +333,18 @@ describe("--cache-size: a capped cache makes room by evicting the least recently
       expect(c.stderr.trim().split("\n")).toEqual([expect.stringContaining(message)]);
     }
   });
+});
+
+describe("opening a store", () => {
+  test("a store no server answers for: it says once that it keeps trying, then one error at the deadline", async () => {
+    const dead = `http://127.0.0.1:${freePort()}/store/`;
+    const t0 = performance.now();
+    const c = await run([process.execPath, join(ROOT, "src/main.ts"), "nbd", dead, "--timeout", "6", "--listen", `unix:${join(dir, "k4.sock")}`]);
+    expect(c.code).toBe(1);
+    expect(c.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(new RegExp(`^store index: ${dead}index: connection refused by 127\\.0\\.0\\.1; trying again for up to [56] s$`)),
+      `inetboot: cannot fetch store index: ${dead}index: connection refused by 127.0.0.1`,
+    ]);
+    expect(performance.now() - t0).toBeGreaterThan(4000);
+  }, 30_000);
 });
