@@ -112,6 +112,30 @@ describe("caches", () => {
     expect(o.calls).toBe(2);
   });
 
+  test("single-flight: the first caller giving up ends only its own wait, not the shared fetch", async () => {
+    const c = chunk(3);
+    // a fetch that honours its signal, as the HTTP one does
+    const o = {
+      calls: 0,
+      async get(_ref: ChunkRef, signal?: AbortSignal) {
+        this.calls++;
+        await new Promise<void>((res, rej) => {
+          const t = setTimeout(res, 50);
+          signal?.addEventListener("abort", () => (clearTimeout(t), rej(new Error("fetch aborted"))));
+        });
+        return c.data;
+      },
+    };
+    const sf = new SingleFlight(o);
+    const ac = new AbortController();
+    const first = sf.get(c.ref, ac.signal);
+    const second = sf.get(c.ref);
+    ac.abort(new Error("client went away"));
+    expect(await first.then(() => "resolved", (e) => e.message)).toBe("client went away");
+    expect(await second).toBe(c.data);
+    expect(o.calls).toBe(1);
+  });
+
   test("memory LRU respects its byte cap and evicts least recently used", async () => {
     const cs = [chunk(10), chunk(11), chunk(12), chunk(13)];
     const o = new FakeOrigin("o", new Map(cs.map((c) => [c.ref.hex, c.data])));

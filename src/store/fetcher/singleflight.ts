@@ -9,18 +9,28 @@ export class SingleFlight implements ChunkLayer {
 
   constructor(private inner: ChunkLayer) {}
 
+  /** The shared fetch gets no caller's signal (one caller giving up must not fail the others);
+   *  a caller's signal only ends its own wait. */
   get(ref: ChunkRef, signal?: AbortSignal): Promise<Uint8Array> {
-    const p = this.pending.get(ref.hex);
-    if (p) {
-      this.joined++;
-      return p;
+    let p = this.pending.get(ref.hex);
+    if (p) this.joined++;
+    else {
+      p = this.inner.get(ref).finally(() => this.pending.delete(ref.hex));
+      this.pending.set(ref.hex, p);
     }
-    const q = this.inner.get(ref, signal).finally(() => this.pending.delete(ref.hex));
-    this.pending.set(ref.hex, q);
-    return q;
+    return signal ? untilAborted(p, signal) : p;
   }
 
   close(): Promise<void> {
     return this.inner.close?.() ?? Promise.resolve();
   }
+}
+
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
