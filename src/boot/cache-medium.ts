@@ -11,6 +11,10 @@ import { identifyFs, listBlockDevices, readHead } from "./blockdev.ts";
 import { fsckFat } from "./fsck-fat.ts";
 import type { MediumMount } from "../store/group-commit.ts";
 
+/** The stick is data from outside: nothing on it is run, and no symlink on it is followed (one
+ *  planted where PID 1 writes, e.g. files/<sha>.tmp-1, would aim its writes anywhere). */
+const CACHE_MOUNT_FLAGS = MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.NOSYMFOLLOW;
+
 export const CACHE_FOLDER = "inetboot-cache";
 // Not under /run: switch_root moves /run into the new root, while the NBD daemon keeps the
 // initramfs as its root and must still find the stick at the same path afterwards.
@@ -80,7 +84,7 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
       mkdirSync(MNT, { recursive: true });
       // Not vfat's `flush` option: it sleeps 100 ms in every close() of a written file (a cold
       // boot paid that per chunk). The cache flushes what it writes itself (group-commit.ts).
-      mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, id.type === "vfat" ? VFAT_OPTIONS : null);
+      mount(dev.path, MNT, id.type, CACHE_MOUNT_FLAGS, id.type === "vfat" ? VFAT_OPTIONS : null);
     } catch (e) {
       emit("warning", { message: `cache: ${oneLine(e)}` });
       continue;
@@ -95,7 +99,7 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
       try {
         umount(MNT);
         await repairFat(dev.path);
-        mount(dev.path, MNT, id.type, MS.NOSUID | MS.NODEV, VFAT_OPTIONS);
+        mount(dev.path, MNT, id.type, CACHE_MOUNT_FLAGS, VFAT_OPTIONS);
       } catch (e) {
         emit("warning", { message: `cache: ${oneLine(e)}` });
         continue;
@@ -114,7 +118,7 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
  *  mount), so a stick pulled out of the running system or a power cut cannot harm it, and no other
  *  OS asks to repair it. Nobody unmounts it otherwise: it is out of the booted system's sight. */
 export function remountReadOnly(mountpoint: string) {
-  mount(mountpoint, mountpoint, null, MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV);
+  mount(mountpoint, mountpoint, null, MS.REMOUNT | MS.RDONLY | CACHE_MOUNT_FLAGS);
 }
 
 /** The stick's mount for the NBD daemon's group commit: read-only while nothing is written,
@@ -128,7 +132,7 @@ export function mediumMount(mountpoint: string, onChange?: (readOnly: boolean, b
     wake() {
       if (forced) throw new Error(`${mountpoint}: set read-only by the kernel after a filesystem error; it stays so until fsck.fat at the next boot`);
       if (!readOnly) return;
-      mount(mountpoint, mountpoint, null, MS.REMOUNT | MS.NOSUID | MS.NODEV);
+      mount(mountpoint, mountpoint, null, MS.REMOUNT | CACHE_MOUNT_FLAGS);
       readOnly = false;
       onChange?.(false);
     },

@@ -2,7 +2,7 @@
 // same manifest entry downloads nothing. Verified on every use; written tmp → fsync → rename.
 // Under `inetboot.cachesize=` (or on a nearly full medium) least recently used entries make room
 // first, as they do for chunks (store/cache-room.ts); a payload that still does not fit is not cached.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, openSync, fsyncSync, closeSync, writeFileSync } from "node:fs";
+import { constants, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, openSync, fsyncSync, closeSync, writeFileSync } from "node:fs";
 import type { Payload } from "../manifest/index.ts";
 import type { CacheRoom } from "../store/cache-room.ts";
 
@@ -21,6 +21,12 @@ export async function cachedPayload(dir: string, p: Payload, dest: string, room?
   if (!existsSync(f)) return false;
   room?.touch(p.sha256);
   try {
+    // not a regular file of the payload's size (a FIFO would block the read forever): not ours
+    const st = lstatSync(f);
+    if (!st.isFile() || st.size !== p.size) {
+      rmSync(f, { force: true, recursive: st.isDirectory() });
+      return false;
+    }
     const bytes = readFileSync(f);
     if (bytes.byteLength !== p.size || sha256(bytes) !== p.sha256) {
       rmSync(f, { force: true });
@@ -52,7 +58,8 @@ export async function storePayload(dir: string, p: Payload, src: string, room?: 
       return false;
     }
     mkdirSync(`${dir}/${PAYLOADS_DIR}`, { recursive: true });
-    copyFileSync(src, tmp);
+    rmSync(tmp, { force: true }); // a leftover (or a FIFO) at the tmp name
+    copyFileSync(src, tmp, constants.COPYFILE_EXCL);
     const fd = openSync(tmp, "r+");
     try {
       fsyncSync(fd);

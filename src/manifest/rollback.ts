@@ -2,7 +2,7 @@
 // JSON file ({"format":1,"seen":{"NAME":VERSION}}) in a directory the caller picks (the block cache
 // on the USB stick survives reboots). Written as tmp + fsync + rename + fsync(dir), so a power cut
 // leaves the old or the new file, never a torn one.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../sys/errors.ts";
 
@@ -10,13 +10,20 @@ export const SEEN_FILE = "manifest-seen.json";
 
 type Seen = Record<string, number>;
 
+/** The record is a few hundred bytes; anything else on the stick is not one (a FIFO would block
+ *  PID 1's read forever, a huge file exhaust its memory). */
+const MAX_RECORD = 64 * 1024;
+
 function load(dir: string): Seen {
   const path = join(dir, SEEN_FILE);
   let text: string;
   try {
+    const st = lstatSync(path);
+    if (!st.isFile() || st.size > MAX_RECORD) throw new UserError(`${path} is damaged (not a regular file of at most ${MAX_RECORD} bytes); delete it to forget the versions seen`);
     text = readFileSync(path, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return {};
+    if (e instanceof UserError) throw e;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return Object.create(null);
     throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   // A damaged file is an error, not "nothing seen": forgetting would re-open the rollback window.
@@ -58,7 +65,9 @@ export function recordSeen(dir: string, name: string, version: number): number {
   const path = join(dir, SEEN_FILE);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    const fd = openSync(tmp, "w", 0o644);
+    // exclusive create: whatever sits at the tmp name (a FIFO, a leftover) is not written through
+    rmSync(tmp, { force: true });
+    const fd = openSync(tmp, "wx", 0o644);
     try {
       let off = 0;
       while (off < data.length) off += writeSync(fd, data, off, data.length - off);

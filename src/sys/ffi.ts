@@ -102,7 +102,7 @@ export const SYS = { finit_module: 313, kexec_file_load: 320, pivot_root: 155, s
 
 // ---- mount ----
 export const MS = {
-  RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, REMOUNT: 32, BIND: 4096, MOVE: 8192, REC: 16384,
+  RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, REMOUNT: 32, NOSYMFOLLOW: 256, BIND: 4096, MOVE: 8192, REC: 16384,
   PRIVATE: 1 << 18, SILENT: 32768,
 } as const;
 

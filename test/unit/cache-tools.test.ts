@@ -230,6 +230,17 @@ describe("stage 1 under inetboot.cachesize (a kernel or initrd stored before kex
 
   });
 
+  test("a FIFO where a payload or its tmp file should be: passed over, not a read or write that never returns", async () => {
+    const { dir, src, payload } = await setup(5_000, 95);
+    mkdirSync(join(dir, "files"), { recursive: true });
+    expect(Bun.spawnSync(["mkfifo", join(dir, "files", payload.sha256)]).exitCode).toBe(0);
+    expect(await cachedPayload(dir, payload, join(dir, "..", `fifo-out-${Date.now()}`))).toBe(false);
+    expect(existsSync(join(dir, "files", payload.sha256))).toBe(false); // not ours: removed
+    expect(Bun.spawnSync(["mkfifo", join(dir, "files", `${payload.sha256}.tmp-${process.pid}`)]).exitCode).toBe(0);
+    expect(await storePayload(dir, payload, src)).toBe(true);
+    expect(await cachedPayload(dir, payload, join(dir, "..", `fifo-out2-${Date.now()}`))).toBe(true);
+  });
+
   test("the kernel this boot found on the medium is not evicted to make room for its initrd", async () => {
     const { dir, src: kSrc, payload: kernel, body } = await setup(6_000, 93);
     await storePayload(dir, kernel, kSrc); // a kernel cached by an earlier boot…

@@ -43,3 +43,23 @@ describe("rollback state", () => {
     expect(existsSync(join(d, SEEN_FILE))).toBe(false);
   });
 });
+
+describe("a hostile cache stick (its files are anyone's)", () => {
+  test("a FIFO or a huge file as the record is 'damaged' at once, not a read that never returns; a FIFO at the tmp name is not written through", () => {
+    const dir = fresh();
+    const fifo = join(dir, SEEN_FILE);
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const t0 = performance.now();
+    expect(() => readSeen(dir, "debian")).toThrow(/is damaged \(not a regular file/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    const big = fresh();
+    writeFileSync(join(big, SEEN_FILE), " ".repeat(100_000));
+    expect(() => readSeen(big, "debian")).toThrow(/is damaged \(not a regular file of at most 65536 bytes\)/);
+    // "constructor" and friends are not versions seen
+    expect(readSeen(fresh(), "constructor")).toBeUndefined();
+    const tmpFifo = fresh();
+    expect(Bun.spawnSync(["mkfifo", join(tmpFifo, `${SEEN_FILE}.tmp-${process.pid}`)]).exitCode).toBe(0);
+    expect(recordSeen(tmpFifo, "debian", 3)).toBe(3);
+    expect(readSeen(tmpFifo, "debian")).toBe(3);
+  });
+});
