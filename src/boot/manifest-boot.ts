@@ -6,10 +6,10 @@ import type { BootPlan } from "./cmdline.ts";
 import type { NetResult } from "../net/setup.ts";
 import { emit } from "../agent/events.ts";
 import { UserError } from "../sys/errors.ts";
-import { FetchError } from "../fetch/errors.ts";
+import { FetchError, redactUrl } from "../fetch/errors.ts";
 import { fetchFile } from "../fetch/fetch.ts";
 import {
-  candidateUrls, loadTrustedKeys, parseManifest, pickEntry, readSeen, recordSeen, signaturePathFor, unsignedAllowed,
+  candidateUrls, loadTrustedKeys, MAX_MANIFEST_BYTES, parseManifest, pickEntry, readSeen, recordSeen, signaturePathFor, unsignedAllowed,
   verifyManifestDetailed, type Entry, type Manifest, type Payload,
 } from "../manifest/index.ts";
 import { appendPadding, encodeHandoff, HANDOFF_VERSION } from "./handoff.ts";
@@ -26,15 +26,19 @@ export interface ManifestBootContext {
   out?: (s: string) => void;
 }
 
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  const r = await fetchFile(url, { retries: 3, deadlineMs: 60_000 });
-  return r.bytes!;
+/** A signature file holds a line per key: a few hundred bytes. More is not one (and each line
+ *  naming a trusted key costs a verification). */
+const MAX_SIGNATURE_BYTES = 16 * 1024;
+
+/** GETs a small document, at most `maxBytes` (PID 1 must not buffer whatever a server sends). */
+function fetchSmall(url: string, maxBytes: number) {
+  return fetchFile(url, { retries: 3, deadlineMs: 60_000, maxBytes });
 }
 
 /** The detached signature of a manifest or boot script, or null when the server has none (404). */
 export async function fetchSignature(url: string): Promise<string | null> {
   try {
-    return new TextDecoder().decode(await fetchBytes(signaturePathFor(url)));
+    return new TextDecoder().decode((await fetchSmall(signaturePathFor(url), MAX_SIGNATURE_BYTES)).bytes!);
   } catch (e) {
     if (e instanceof FetchError && e.kind === "http" && e.status === 404) return null;
     throw e;
@@ -47,28 +51,56 @@ export function warnIfUnsigned(allow: boolean) {
   emit("warning", { message: msg, unsigned: true }, `!!! ${msg} !!!`);
 }
 
-/** Fetches and verifies the manifest; records its version on the state medium. */
-export async function loadVerifiedManifest(url: string, stateDir?: string, trusted = loadTrustedKeys()): Promise<Manifest> {
-  const [bytes, sig] = await Promise.all([fetchBytes(url), fetchSignature(url)]);
+/** "Now" for expiry: never earlier than this agent's build (a machine with a dead RTC starts in
+ *  1970, where every manifest ever signed looks unexpired), nor than the server's Date header. The
+ *  latest of the three: a wrong Date can only make manifests look older (refused), never newer. */
+export function bootClock(serverDate: string | undefined, built = agentBuildTime()): Date {
+  const date = serverDate !== undefined ? Date.parse(serverDate) : NaN;
+  return new Date(Math.max(Date.now(), built, Number.isFinite(date) ? date : 0));
+}
+
+/** The agent executable's mtime: when the initramfs was built (the kernel keeps cpio mtimes). */
+function agentBuildTime(): number {
+  try {
+    return statSync(process.execPath).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/** The rollback record's key for the URL a manifest comes from: another name served there (an old
+ *  manifest of another product, signed by the same key) must not start a version count of its own. */
+const urlKey = (url: string) => `url:${redactUrl(url)}`;
+
+/** Fetches and verifies the manifest; records its version on the state medium. `base` is where it
+ *  finally came from (after redirects): its relative payload URLs resolve against that. */
+export async function loadVerifiedManifest(url: string, stateDir?: string, trusted = loadTrustedKeys()): Promise<{ manifest: Manifest; base: string }> {
+  const [got, sig] = await Promise.all([fetchSmall(url, MAX_MANIFEST_BYTES), fetchSignature(url)]);
+  const bytes = got.bytes!;
   const allow = unsignedAllowed();
   warnIfUnsigned(allow);
   let minVersion: number | undefined;
   if (stateDir) {
-    // The name is only trustworthy after verification; a bad manifest fails there anyway.
+    // The name is only trustworthy after verification; a bad manifest fails there anyway. The
+    // highest of what its name and this URL saw.
+    let name: string | undefined;
     try {
-      minVersion = readSeen(stateDir, parseManifest(bytes).name);
-    } catch {
-      minVersion = undefined;
-    }
+      name = parseManifest(bytes).name;
+    } catch {}
+    const seen = [name !== undefined ? readSeen(stateDir, name) : undefined, readSeen(stateDir, urlKey(url))].filter((v): v is number => v !== undefined);
+    minVersion = seen.length ? Math.max(...seen) : undefined;
   }
-  const { manifest, key } = verifyManifestDetailed(bytes, sig, trusted, { now: new Date(), minVersion, allowUnsigned: allow, what: url });
-  if (stateDir) recordSeen(stateDir, manifest.name, manifest.version);
+  const { manifest, key } = verifyManifestDetailed(bytes, sig, trusted, { now: bootClock(got.date), minVersion, allowUnsigned: allow, what: url });
+  if (stateDir) {
+    recordSeen(stateDir, manifest.name, manifest.version);
+    recordSeen(stateDir, urlKey(url), manifest.version);
+  }
   emit(
     "manifest.verified",
     { url, name: manifest.name, version: manifest.version, key: key?.id ?? null, entries: manifest.entries.map((e) => e.name) },
     `manifest ${manifest.name} v${manifest.version} verified${key ? ` (key ${key.id})` : " (UNSIGNED)"}`,
   );
-  return manifest;
+  return { manifest, base: got.url };
 }
 
 async function chooseEntry(m: Manifest, plan: BootPlan, out: (s: string) => void): Promise<Entry> {
@@ -124,7 +156,7 @@ export async function bootManifest(ctx: ManifestBootContext): Promise<never> {
   const url = ctx.plan.url!;
   const out = ctx.out ?? ((s: string) => void process.stdout.write(s));
   const cacheDir = ctx.cache?.dir;
-  const m = await loadVerifiedManifest(url, cacheDir);
+  const { manifest: m, base } = await loadVerifiedManifest(url, cacheDir);
   const entry = await chooseEntry(m, ctx.plan, out);
   const dir = "/tmp/kexec";
   mkdirSync(dir, { recursive: true });
@@ -137,12 +169,12 @@ export async function bootManifest(ctx: ManifestBootContext): Promise<never> {
       }
     : undefined;
   const [kernel, initrd] = await Promise.all([
-    download(url, m, entry.kernel, `${dir}/kernel`, "kernel", cache),
-    entry.initrd ? download(url, m, entry.initrd, `${dir}/initrd`, "initrd", cache) : Promise.resolve(null),
+    download(base, m, entry.kernel, `${dir}/kernel`, "kernel", cache),
+    entry.initrd ? download(base, m, entry.initrd, `${dir}/initrd`, "initrd", cache) : Promise.resolve(null),
   ]);
-  const rootUrl = entry.root ? candidateUrls(url, m, entry.root.url)[0] : undefined;
+  const rootUrl = entry.root ? candidateUrls(base, m, entry.root.url)[0] : undefined;
   if (initrd) {
-    const mirrors = entry.root ? candidateUrls(url, m, entry.root.url).slice(1) : m.mirrors;
+    const mirrors = entry.root ? candidateUrls(base, m, entry.root.url).slice(1) : m.mirrors;
     appendFileSync(initrd, appendPadding(statSync(initrd).size));
     appendFileSync(initrd, encodeHandoff({
       version: HANDOFF_VERSION, written: Math.floor(Date.now() / 1000), net: ctx.net, mirrors, from: url,

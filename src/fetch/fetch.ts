@@ -32,6 +32,9 @@ export interface FetchFileOptions {
   sha256?: string;
   /** Expected size in bytes; a server announcing or sending another size fails early. */
   size?: number;
+  /** At most this many bytes: a longer body (announced or sent) fails at once, unretried (a
+   *  manifest, a signature: PID 1 must not buffer whatever a server sends). */
+  maxBytes?: number;
   /** Stall timeout per attempt: fail when no byte (or no response) arrives for this long. Default 30 s. */
   timeoutMs?: number;
   /** Overall deadline for all attempts together, ms. Default none. */
@@ -61,6 +64,8 @@ export interface FetchFileResult {
   ms: number;
   /** The URL that finally answered (after redirects). */
   url: string;
+  /** The response's Date header, if any (a clock for a machine whose own is unset). */
+  date?: string;
   attempts: number;
 }
 
@@ -159,6 +164,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
   let validator: string | undefined; // ETag or Last-Modified of the response being received
   let resumable = false;
   let finalUrl = url;
+  let serverDate: string | undefined;
   let attempts = 0;
   let lastProgress = -Infinity;
 
@@ -226,6 +232,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
         throw classifyTransportError((e as { cause?: unknown }).cause ?? e, shown, host, through, tlsWith);
       }
       finalUrl = res.url || url;
+      serverDate = res.headers.get("date") ?? serverDate;
 
       if (res.status < 200 || res.status > 299) {
         await res.body?.cancel().catch(() => {});
@@ -261,6 +268,10 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
         await res.body?.cancel().catch(() => {});
         throw new FetchError("size", shown, `size mismatch: expected ${opts.size} bytes, server announces ${total}`);
       }
+      if (opts.maxBytes !== undefined && total !== undefined && total > opts.maxBytes) {
+        await res.body?.cancel().catch(() => {});
+        throw new FetchError("size", shown, `too large: ${total} bytes, at most ${opts.maxBytes} expected`);
+      }
       const limit = opts.size ?? total;
 
       const reader = res.body?.getReader();
@@ -280,6 +291,10 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
           if (limit !== undefined && received + chunk.length > limit) {
             await reader.cancel().catch(() => {});
             throw new FetchError("size", shown, `body longer than ${limit} bytes`);
+          }
+          if (opts.maxBytes !== undefined && received + chunk.length > opts.maxBytes) {
+            await reader.cancel().catch(() => {});
+            throw new FetchError("size", shown, `too large: more than the ${opts.maxBytes} bytes expected at most`);
           }
           hasher.update(chunk);
           try {
@@ -345,6 +360,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions = {}): Promi
       url: finalUrl,
       attempts,
     };
+    if (serverDate !== undefined) out.date = serverDate;
     if (opts.dest) out.path = opts.dest;
     else if (!opts.discard) out.bytes = concatBytes(chunks, received);
     return out;

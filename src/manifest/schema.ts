@@ -123,7 +123,8 @@ class Checker {
   url(v: JsonValue | undefined, path: string, relativeOk: boolean): string | undefined {
     const s = this.string(v, path, { nonEmpty: true });
     if (s === undefined) return undefined;
-    if (/\s/.test(s)) return this.bad(path, `URL ${JSON.stringify(s)} contains white space`);
+    // (also no quotes: a root URL becomes a word of stage 2's kernel command line)
+    if (/[\s"]/.test(s)) return this.bad(path, `URL ${JSON.stringify(s)} contains white space or a quote`);
     let u: URL;
     try {
       u = relativeOk ? new URL(s, "http://manifest.invalid/dir/") : new URL(s);
@@ -158,6 +159,10 @@ class Checker {
     const fstype = this.string(o.fstype, at(path, "fstype"), { nonEmpty: true });
     if (fstype !== undefined && !/^[a-z0-9_.-]{1,32}$/.test(fstype)) this.bad(at(path, "fstype"), `bad filesystem type ${JSON.stringify(fstype)}`);
     const rootpath = this.string(o.rootpath, at(path, "rootpath"), { nonEmpty: true });
+    // It becomes `inetboot.rootpath=…` on stage 2's command line: a space or quote there would add
+    // parameters of the manifest author's choosing (inetboot.url=… of another server)
+    if (rootpath !== undefined && !/^\/[\x21-\x7e]{0,255}$/.test(rootpath.replace(/"/g, " ")))
+      this.bad(at(path, "rootpath"), `bad rootpath ${JSON.stringify(rootpath)}: an absolute path of printable ASCII, without spaces or quotes`);
     if (this.problems.length > n) return undefined;
     const r: RootSpec = { url: url! };
     if (fstype !== undefined) r.fstype = fstype;

@@ -97,6 +97,11 @@ describe("manifest schema", () => {
     ["timeout too big", mutate((d) => (d.timeout = 99999)), /timeout: expected an integer from 0 to 3600/],
     ["root without url", mutate((d) => delete d.entries[0].root.url), /missing field entries\[0\]\.root\.url/],
     ["bad fstype", mutate((d) => (d.entries[0].root.fstype = "Ext4 !")), /entries\[0\]\.root\.fstype: bad filesystem type/],
+    // rootpath and the root URL become words of stage 2's command line: no parameters smuggled in
+    ["rootpath with a space", mutate((d) => (d.entries[0].root.rootpath = "/live/fs inetboot.url=http://evil.example/x.json")), /entries\[0\]\.root\.rootpath: bad rootpath .*without spaces or quotes/],
+    ["rootpath with quotes", mutate((d) => (d.entries[0].root.rootpath = '/a "b c"')), /entries\[0\]\.root\.rootpath: bad rootpath/],
+    ["relative rootpath", mutate((d) => (d.entries[0].root.rootpath = "live/fs")), /entries\[0\]\.root\.rootpath: bad rootpath/],
+    ["root URL with a quote", mutate((d) => (d.entries[0].root.url = 'store/"x')), /entries\[0\]\.root\.url: URL .* contains white space or a quote/],
   ];
   for (const [what, doc, re] of cases) {
     test(`refuses: ${what}`, () => {

@@ -189,3 +189,12 @@ describe("verifyManifest", () => {
     expectRefused("expired", () => verifyManifest(MANIFEST, null, trusted, { ...o, now: new Date("2031-01-01T00:00:00Z") }), /expired/);
   });
 });
+
+test("the boot's clock for expiry: never before the agent's build, nor before the server's Date", async () => {
+  const { bootClock } = await import("../../src/boot/manifest-boot.ts");
+  const built = Date.parse("2030-01-01T00:00:00Z"); // later than this test's own clock
+  expect(bootClock(undefined, built).getTime()).toBe(built); // a dead RTC (1970) is not believed
+  expect(bootClock("Tue, 01 Jan 2031 00:00:00 GMT", built).toISOString()).toBe("2031-01-01T00:00:00.000Z");
+  expect(bootClock("Mon, 01 Jan 1990 00:00:00 GMT", built).getTime()).toBe(built); // only ever later
+  expect(bootClock("garbage", 0).getTime()).toBeGreaterThan(Date.parse("2026-01-01T00:00:00Z"));
+});
