@@ -4,7 +4,9 @@ const argv0 = process.argv0 ?? "";
 // what is proxied, not Bun's fetch by itself (src/fetch/proxy.ts says why).
 const { takeProxyEnv } = await import("./fetch/proxy.ts");
 takeProxyEnv();
-if (process.env.INETBOOT_ROLE === "nbd-daemon") {
+// PID 1 is always the agent: the kernel hands a `NAME=value` word of its command line to init as an
+// environment variable, and INETBOOT_ROLE=nbd-daemon there must not make PID 1 exit (a panic).
+if (process.pid !== 1 && process.env.INETBOOT_ROLE === "nbd-daemon") {
   const { runNbdDaemon } = await import("./nbd/daemon.ts");
   await runNbdDaemon(JSON.parse(process.env.INETBOOT_NBD ?? "{}"));
 } else if (process.pid === 1 || process.env.INETBOOT_AGENT === "1") {

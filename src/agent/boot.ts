@@ -3,7 +3,11 @@
 import type { BootPlan } from "../boot/cmdline.ts";
 import type { NetResult } from "../net/setup.ts";
 import type { CacheMedium } from "../boot/cache-medium.ts";
+import { rmSync } from "node:fs";
 import { emit } from "./events.ts";
+
+/** Where `inetboot initramfs --netrc` puts the store passwords. */
+export const NETRC_PATH = "/etc/inetboot/netrc";
 
 export interface BootHooks {
   shell: (reason?: string) => Promise<void>;
@@ -15,6 +19,9 @@ export async function bootRoot(plan: BootPlan, net: NetResult | null, cache: Cac
   const { findInit, switchRoot } = await import("../boot/switch-root.ts");
   const root = await assembleRoot(plan, plan.root!, net, cache);
   const init = findInit(root.newRoot, plan.init);
+  // The NBD daemon read the store passwords at its start; /etc stays (the daemon's DNS and CA
+  // files), the passwords must not (the booted system could read them through the daemon's root)
+  rmSync(NETRC_PATH, { force: true });
   emit("switch_root", { init, root: plan.root }, `switching to ${init}`);
   await Bun.sleep(50); // let the console drain before exec
   return switchRoot({

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { bootLog as consola } from "../sys/console.ts";
 import { parsePlan, type BootPlan } from "../boot/cmdline.ts";
 import { emit, enableJsonEvents } from "./events.ts";
+import { NETRC_PATH } from "./boot.ts";
 import { forbidExit, startReaper } from "./pid1.ts";
 import { oneLine } from "../sys/errors.ts";
 import { mount } from "../sys/ffi.ts";
@@ -148,12 +149,13 @@ export async function runAgent() {
   } catch (e) {
     consola.error(oneLine(e));
   }
-  const plan = parsePlan(process.env.INETBOOT_CMDLINE ?? cmdline);
+  // (INETBOOT_CMDLINE: a stand-in line for running the agent off PID 1; as PID 1 the kernel's own)
+  const plan = parsePlan((process.pid !== 1 && process.env.INETBOOT_CMDLINE) || cmdline);
   // Extra CA certificates built into the initramfs (`inetboot initramfs --ca`) are
   // trusted by every HTTPS fetch, in the agent and in the NBD daemon it starts.
   if (existsSync("/etc/inetboot/ca.pem")) process.env.INETBOOT_CA_FILE ??= "/etc/inetboot/ca.pem";
   // Store passwords kept out of the kernel command line (`inetboot initramfs --netrc`).
-  if (existsSync("/etc/inetboot/netrc")) process.env.INETBOOT_NETRC ??= "/etc/inetboot/netrc";
+  if (existsSync(NETRC_PATH)) process.env.INETBOOT_NETRC ??= NETRC_PATH;
   enableJsonEvents(plan.logJson);
   emit("agent.start", { version: pkg.version, uptime: kernelUptime(), pid: process.pid, cmdline }, `inetboot ${pkg.version} starting`);
   for (const w of plan.warnings) emit("warning", { message: w }, w);

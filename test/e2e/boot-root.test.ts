@@ -60,9 +60,12 @@ async function expectRootBoot(g: Guest, r: BusyboxRoot, jit = "0") {
 
 describe("network root through NBD", () => {
   test(
-    "squashfs store served by inetboot serve",
+    "squashfs store served by inetboot serve (the agent's own role and command line are not taken from the kernel's environment words)",
     async () => {
-      await withGuest({ append: `quiet inetboot.root=${guestUrl(serve.url, "squashfs/")}` }, async (g) => {
+      // The kernel hands NAME=value words to init's environment: as PID 1 these must change
+      // nothing (INETBOOT_ROLE=nbd-daemon made PID 1 exit: a panic; INETBOOT_CMDLINE replaced the line)
+      const env = "INETBOOT_ROLE=nbd-daemon INETBOOT_CMDLINE=inetboot.shell";
+      await withGuest({ append: `quiet inetboot.root=${guestUrl(serve.url, "squashfs/")} ${env}` }, async (g) => {
         await expectRootBoot(g, roots.squashfs!);
         expect(g.event("root.mounted")?.fstype).toBe("squashfs");
       });

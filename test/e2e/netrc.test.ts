@@ -96,6 +96,8 @@ describe("netrc in the boot", () => {
       await g.waitText(/ROOT-DONE/, 120_000);
       // the booted system read its data file through the NBD daemon, which had the netrc too
       expect(g.output).toContain(`BIG-SHA256 ${root.sha256OfBig}`);
+      // the passwords are gone from the initramfs the booted system can reach (the daemon's root)
+      expect(g.output).toContain("NBD-DAEMON-NETRC absent");
       expect(await g.exited).toBe(0);
       expect(g.output).not.toContain("s3cret");
     });

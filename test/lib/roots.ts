@@ -83,7 +83,11 @@ case " $(cat /proc/cmdline) " in *" test.idle "*)
 esac
 say "BIG-SHA256 $(sha256sum ${BIG_PATH} | cut -d' ' -f1)"
 for p in /proc/[0-9]*; do
-  case "$(tr '\\000' ' ' < $p/cmdline 2>/dev/null)" in "@inetboot-nbd"*) say "NBD-DAEMON nice=$(cut -d' ' -f19 $p/stat) $(tr '\\000' '\\n' < $p/environ | grep '^BUN_JSC_useDFGJIT=')";; esac
+  case "$(tr '\\000' ' ' < $p/cmdline 2>/dev/null)" in "@inetboot-nbd"*)
+    say "NBD-DAEMON nice=$(cut -d' ' -f19 $p/stat) $(tr '\\000' '\\n' < $p/environ | grep '^BUN_JSC_useDFGJIT=')"
+    # what the booted system can still reach of the initramfs the daemon runs in
+    if [ -e $p/root/etc/inetboot/netrc ]; then say "NBD-DAEMON-NETRC present"; else say "NBD-DAEMON-NETRC absent"; fi;;
+  esac
 done
 # test.hold: all read and checked, wait for a line before powering off (so a test can wait for
 # the NBD daemon's background work to settle first: usb-cache.test.ts).
