@@ -18,31 +18,37 @@ export function choose(items: MenuItem[], input: string, def: number): number {
   return items.findIndex((i) => i.name === s);
 }
 
-/** Shows the menu and resolves with the chosen index (the default on timeout or closed input). */
+/** Shows the menu and resolves with the chosen index (the default on timeout or closed input). A
+ *  key pressed stops the countdown (as in GRUB): someone is typing, the default must not boot under
+ *  their fingers. A timeout of 0 boots the default at once. */
 export async function menu(items: MenuItem[], def: number, timeoutS: number, out: (s: string) => void, input: Readable = process.stdin): Promise<number> {
   out("\n");
   items.forEach((it, i) => out(`  ${i + 1}) ${it.title}${i === def ? "  [default]" : ""}\n`));
+  if (timeoutS <= 0) return def;
   return new Promise((resolve) => {
     let buf = "";
     let left = timeoutS;
+    let counting = true;
     const finish = (n: number) => {
       clearInterval(tick);
       input.off("data", onData);
       input.pause();
       resolve(n);
     };
-    const prompt = () => out(`\rBoot which entry [${def + 1}]? (${left}s) `);
+    const prompt = () => out(counting ? `\rBoot which entry [${def + 1}]? (${left}s) ` : `Boot which entry [${def + 1}]? `);
     const onData = (d: Buffer) => {
+      if (counting) (counting = false), clearInterval(tick);
       buf += d.toString();
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      const pick = choose(items, buf.slice(0, nl), def);
-      buf = buf.slice(nl + 1);
-      if (pick >= 0) {
-        out("\n");
-        finish(pick);
-      } else {
-        out(`\nno entry '${buf}': type a number from 1 to ${items.length}\n`);
+      // every complete line (typed ahead, or pasted as one chunk), in order
+      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+        const line = buf.slice(0, nl).replace(/\r$/, "");
+        buf = buf.slice(nl + 1);
+        const pick = choose(items, line, def);
+        if (pick >= 0) {
+          out("\n");
+          return finish(pick);
+        }
+        out(`\nno entry '${line.trim()}': type a number from 1 to ${items.length}\n`);
         prompt();
       }
     };
@@ -51,7 +57,7 @@ export async function menu(items: MenuItem[], def: number, timeoutS: number, out
       if (left <= 0) {
         out("\n");
         finish(def);
-      } else if (buf === "") prompt();
+      } else prompt();
     }, 1000);
     input.on("data", onData);
     input.resume();
