@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { mount, umount, reboot, REBOOT, readKernelLog } from "../../sys/ffi.ts";
 import { UserError } from "../../sys/errors.ts";
 import { proxyEnvVars } from "../../fetch/proxy.ts";
+import { trackChild, untrackChild } from "../pid1.ts";
 
 export interface ShellContext {
   out: (s: string) => void;
@@ -166,16 +167,18 @@ export const COMMANDS: Record<string, Command> = {
       if (args[0] === "-c") {
         // Non-interactive: output goes through our console writer, input stays with the shell loop.
         const p = Bun.spawn(["/bin/busybox", "sh", "-c", args.slice(1).join(" ")], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env });
+        trackChild(p.pid); // Bun reaps it: PID 1's orphan reaper must not take its exit status first
         const [o, e] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
         ctx.out(o + e);
-        const code = await p.exited;
+        const code = await p.exited.finally(() => untrackChild(p.pid));
         if (code !== 0) ctx.out(`sh: exit status ${code}\n`);
         return;
       }
       ctx.pause();
       try {
         const p = Bun.spawn(["/bin/busybox", "sh"], { stdio: ["inherit", "inherit", "inherit"], env });
-        await p.exited;
+        trackChild(p.pid);
+        await p.exited.finally(() => untrackChild(p.pid));
       } finally {
         ctx.resume();
       }
