@@ -53,11 +53,15 @@ export function listBlockDevices(sys = "/sys"): BlockDev[] {
   const out: BlockDev[] = [];
   for (const name of readdirSync(dir).sort()) {
     if (/^(loop|ram|nbd|zram|sr|dm-)/.test(name)) continue;
-    const disk = existsSync(`${dir}/${name}/partition`) ? readFileSync(`${dir}/${name}/../removable`, "utf8").trim() : null;
-    const removable = (disk ?? readFileSync(`${dir}/${name}/removable`, "utf8").trim()) === "1";
-    const sizeBytes = Number(readFileSync(`${dir}/${name}/size`, "utf8")) * 512;
-    if (sizeBytes === 0) continue;
-    out.push({ name, path: `/dev/${name}`, removable, sizeBytes });
+    try {
+      const disk = existsSync(`${dir}/${name}/partition`) ? readFileSync(`${dir}/${name}/../removable`, "utf8").trim() : null;
+      const removable = (disk ?? readFileSync(`${dir}/${name}/removable`, "utf8").trim()) === "1";
+      const sizeBytes = Number(readFileSync(`${dir}/${name}/size`, "utf8")) * 512;
+      if (sizeBytes === 0) continue;
+      out.push({ name, path: `/dev/${name}`, removable, sizeBytes });
+    } catch {
+      // gone while we looked (a stick pulled): the others are still worth a look
+    }
   }
   // Removable media first (the seed's USB stick), then the rest.
   return out.sort((a, b) => Number(b.removable) - Number(a.removable));

@@ -79,19 +79,24 @@ async function scanOnce(spec: CacheSpec): Promise<CacheMedium | null> {
     const head = readHead(dev.path);
     const id = head && identifyFs(head);
     if (!id || !wanted(spec, dev.path, id)) continue;
+    const dir = `${MNT}/${CACHE_FOLDER}`;
     try {
       await loadFsModules(id.type);
       mkdirSync(MNT, { recursive: true });
+      // The auto scan looks at every disk of the machine (its own system, a hibernated one): it
+      // looks read-only, an ext4 without replaying its journal, and writes only to the medium
+      // that has the folder.
+      if (spec.kind === "auto") {
+        mount(dev.path, MNT, id.type, CACHE_MOUNT_FLAGS | MS.RDONLY, id.type === "vfat" ? VFAT_OPTIONS : "noload");
+        const ours = existsSync(dir);
+        umount(MNT);
+        if (!ours) continue;
+      }
       // Not vfat's `flush` option: it sleeps 100 ms in every close() of a written file (a cold
       // boot paid that per chunk). The cache flushes what it writes itself (group-commit.ts).
       mount(dev.path, MNT, id.type, CACHE_MOUNT_FLAGS, id.type === "vfat" ? VFAT_OPTIONS : null);
     } catch (e) {
       emit("warning", { message: `cache: ${oneLine(e)}` });
-      continue;
-    }
-    const dir = `${MNT}/${CACHE_FOLDER}`;
-    if (spec.kind === "auto" && !existsSync(dir)) {
-      umount(MNT);
       continue;
     }
     // Only a stick that is ours (it has the folder, or inetboot.cache names it) gets repaired.
