@@ -167,8 +167,21 @@ export async function runAgent() {
     }
     useNetrcFile(process.env.INETBOOT_NETRC); // a malformed file: one line and the shell, before any request
     await loadModules(plan);
-    const net = await bringUpNetwork(plan);
+    let net: Awaited<ReturnType<typeof bringUpNetwork>> = null;
+    let offline: unknown = null;
+    try {
+      net = await bringUpNetwork(plan);
+    } catch (e) {
+      offline = e;
+    }
     const cache = await openCache(plan);
+    if (offline !== null) {
+      // No network (no NIC, no cable, no DHCP server): a root store whose chunks and index a
+      // filled cache medium holds still boots (the daemon opens the store from its cached index)
+      if (!(plan.root && cache)) throw offline;
+      const why = oneLine(offline);
+      emit("warning", { message: `no network (${why}): booting the root from the cache medium alone`, offline: true }, `no network (${why}): booting the root from the cache medium alone`);
+    }
     if (plan.shell) return await openShell("inetboot.shell given");
     if (plan.url || plan.root || plan.script) {
       const { bootFromPlan } = await import("./boot.ts");

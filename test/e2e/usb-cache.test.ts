@@ -184,6 +184,15 @@ test(
     // Second boot reads the whole big file, with only the index reachable.
     editCmdline(img, (l) => l.replace(/ test\.idle$/, ""));
     await bootWithoutChunks(img);
+    // Third boot: no network card at all. The filled stick is the whole system.
+    const before = serve.lines().length;
+    await withGuest({ ...boot(img), net: ["-nic", "none"] }, async (g) => {
+      const w = await g.waitEvent("warning", 150_000);
+      expect(String(w.message)).toMatch(/^no network \(.*\): booting the root from the cache medium alone$/);
+      await g.waitEvent("cache.mounted", 150_000);
+      await rootBoot(g);
+    });
+    expect(serve.lines().slice(before)).toEqual([]);
   },
   T,
 );
