@@ -45,6 +45,9 @@ export interface BootPlan {
   root?: string;
   rootfstype?: string;
   rootpath?: string;
+  /** inetboot.rootsha256=: the SHA-256 the root store's index must have (a signed manifest's
+   *  root.sha256, passed on to the kexec'd stage 2) */
+  rootSha256?: string;
   script?: string;
   mirrors: string[];
   cache: CacheSpec;
@@ -70,7 +73,7 @@ export interface BootPlan {
 }
 
 const KNOWN = new Set([
-  "url", "root", "rootfstype", "rootpath", "script", "mirror", "cache", "cachesize", "entry", "shell", "log", "modules", "record", "fill",
+  "url", "root", "rootfstype", "rootpath", "rootsha256", "script", "mirror", "cache", "cachesize", "entry", "shell", "log", "modules", "record", "fill",
 ]);
 
 function parseCache(v: string | undefined, warnings: string[]): CacheSpec {
@@ -138,6 +141,11 @@ export function parsePlan(cmdline: string): BootPlan {
       case "script": plan.script = url(name, value) ?? plan.script; break;
       case "rootfstype": if (value) plan.rootfstype = value; break;
       case "rootpath": if (value) plan.rootpath = value; break;
+      case "rootsha256":
+        if (value && /^[0-9a-fA-F]{64}$/.test(value)) plan.rootSha256 = value.toLowerCase();
+        // (unusable: the root is not booted unpinned when a pin was asked for, see root.ts)
+        else (plan.rootSha256 = "invalid"), plan.warnings.push(`${name}=${value ?? ""}: expected 64 hex digits (the SHA-256 of the root store's index)`);
+        break;
       case "mirror":
         for (const m of (value ?? "").split(",").filter(Boolean)) {
           const u = url(name, m);

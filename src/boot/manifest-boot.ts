@@ -147,6 +147,8 @@ export function stage2Cmdline(e: Entry, plan: BootPlan, rootUrl?: string): strin
     parts.push(`inetboot.root=${rootUrl}`);
     if (e.root.fstype) parts.push(`inetboot.rootfstype=${e.root.fstype}`);
     if (e.root.rootpath) parts.push(`inetboot.rootpath=${e.root.rootpath}`);
+    // the signature covers the root through its index's digest: stage 2 refuses any other index
+    if (e.root.sha256) parts.push(`inetboot.rootsha256=${e.root.sha256}`);
   }
   if (plan.logJson && !/inetboot\.log=/.test(e.cmdline)) parts.push("inetboot.log=json");
   return parts.filter(Boolean).join(" ");

@@ -98,6 +98,7 @@ export async function assembleRoot(plan: BootPlan, url: string, _net: NetResult 
     // initramfs, out of the booted system's sight.
     cacheDir: cache?.dir, cacheMount: cache?.mountpoint, cacheMaxBytes: plan.cacheSize, fill: plan.fill,
     record: plan.record, recordWindowMs: plan.recordSeconds ? Math.round(plan.recordSeconds * 1000) : undefined, events: plan.logJson, t0: uptime(),
+    indexSha256: plan.rootSha256,
   };
   await startDaemon(cfg);
   const { attachNbd, waitForDevice } = await import("../nbd/kernel/attach.ts");

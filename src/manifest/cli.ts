@@ -97,6 +97,7 @@ export interface BuildOptions {
   root?: string;
   rootfstype?: string;
   rootpath?: string;
+  rootSha256?: string;
   entryName?: string;
   title?: string;
   default?: boolean;
@@ -124,7 +125,10 @@ export async function runBuild(o: BuildOptions): Promise<void> {
     root = { url: o.root };
     if (o.rootfstype) root.fstype = o.rootfstype;
     if (o.rootpath) root.rootpath = o.rootpath;
-  } else if (o.rootfstype || o.rootpath) throw new UserError("--rootfstype and --rootpath need --root URL");
+    const sha = o.rootSha256 ?? (await rootIndexSha256(o.root, style));
+    if (sha !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha)) throw new UserError(`bad --root-sha256 "${sha}": expected 64 hex digits`);
+    if (sha !== undefined) root.sha256 = sha.toLowerCase();
+  } else if (o.rootfstype || o.rootpath || o.rootSha256) throw new UserError("--rootfstype, --rootpath and --root-sha256 need --root URL");
   if (existing && !o.entryName) throw new UserError(`--entry-name is required with --add-to (existing entries: ${existing.entries.map((e) => e.name).join(", ")})`);
   const name = o.name ?? existing!.name;
   const entry = await buildEntry(
@@ -219,4 +223,30 @@ export async function runCheck(target: string, o: CheckOptions): Promise<void> {
   }
   if (o.json) out(JSON.stringify({ key: r.key?.id ?? null, manifest: r.manifest }, null, 2) + "\n");
   else out(describeEntries(r.manifest, r.key));
+}
+
+/** The SHA-256 of the root store's index, so the signature covers the root too: read beside the
+ *  manifest for a relative URL, fetched for an absolute one. Undefined, with a warning, when it
+ *  cannot be read (a raw image, a server out of reach): the root is then not covered. */
+async function rootIndexSha256(url: string, style: UrlStyle): Promise<string | undefined> {
+  const { splitStoreUrl } = await import("../store/open.ts");
+  const { sha256Hex } = await import("../store/chunk-name.ts");
+  const absolute = /^[a-z][a-z0-9+.-]*:/i.test(url);
+  let where = url;
+  try {
+    if (absolute) {
+      const { base, indexName } = splitStoreUrl(url);
+      where = base + indexName;
+      const r = await fetch(authorize(where), { redirect: "follow", tls: tlsOptions(), proxy: proxyOption(where) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      return sha256Hex(new Uint8Array(await r.arrayBuffer()));
+    }
+    const local = resolve(style.relativeTo, decodeURIComponent(url)); // (a relative root URL is relative to the manifest)
+    where = url.endsWith(".index") ? local : join(local, "index");
+    return sha256Hex(readFileSync(where));
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    process.stderr.write(`warning: root ${url}: no store index at ${where} (${why}): the signature does not cover the root (give --root-sha256 SHA256 of its index)\n`);
+    return undefined;
+  }
 }

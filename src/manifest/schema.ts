@@ -24,6 +24,9 @@ export interface RootSpec {
   url: string;
   fstype?: string;
   rootpath?: string;
+  /** SHA-256 of the store's index: the signature then covers the root too (the index names every
+   *  chunk by its digest). Stage 2 gets it as inetboot.rootsha256=. */
+  sha256?: string;
 }
 
 export interface Entry {
@@ -135,24 +138,25 @@ class Checker {
     return s;
   }
 
+  /** A SHA-256 in hex, lowercased; undefined (reported) when it is not one. */
+  hex(h: JsonValue, path: string): string | undefined {
+    if (typeof h !== "string") return void this.bad(path, `expected 64 hex digits, got ${got(h)}`);
+    if (!HEX64_RE.test(h)) return void this.bad(path, /^[0-9a-fA-F]*$/.test(h) ? `expected 64 hex digits, got ${h.length}` : `expected 64 hex digits, got non-hex ${got(h)}`);
+    return h.toLowerCase();
+  }
+
   payload(v: JsonValue | undefined, path: string): Payload | undefined {
     const o = this.object(v, path, ["url", "size", "sha256"], []);
     if (!o) return undefined;
     const url = this.url(o.url, at(path, "url"), true);
     const size = this.int(o.size, at(path, "size"));
-    let sha256: string | undefined;
-    const h = o.sha256;
-    if (h === undefined) sha256 = undefined;
-    else if (typeof h !== "string") this.bad(at(path, "sha256"), `expected 64 hex digits, got ${got(h)}`);
-    else if (!HEX64_RE.test(h)) {
-      this.bad(at(path, "sha256"), /^[0-9a-fA-F]*$/.test(h) ? `expected 64 hex digits, got ${h.length}` : `expected 64 hex digits, got non-hex ${got(h)}`);
-    } else sha256 = h.toLowerCase();
+    const sha256 = o.sha256 === undefined ? undefined : this.hex(o.sha256, at(path, "sha256"));
     if (url === undefined || size === undefined || sha256 === undefined) return undefined; // each already reported
     return { url, size, sha256 };
   }
 
   root(v: JsonValue | undefined, path: string): RootSpec | undefined {
-    const o = this.object(v, path, ["url"], ["fstype", "rootpath"]);
+    const o = this.object(v, path, ["url"], ["fstype", "rootpath", "sha256"]);
     if (!o) return undefined;
     const n = this.problems.length;
     const url = this.url(o.url, at(path, "url"), true);
@@ -163,10 +167,12 @@ class Checker {
     // parameters of the manifest author's choosing (inetboot.url=… of another server)
     if (rootpath !== undefined && !/^\/[\x21-\x7e]{0,255}$/.test(rootpath.replace(/"/g, " ")))
       this.bad(at(path, "rootpath"), `bad rootpath ${JSON.stringify(rootpath)}: an absolute path of printable ASCII, without spaces or quotes`);
+    const sha256 = o.sha256 === undefined ? undefined : this.hex(o.sha256, at(path, "sha256"));
     if (this.problems.length > n) return undefined;
     const r: RootSpec = { url: url! };
     if (fstype !== undefined) r.fstype = fstype;
     if (rootpath !== undefined) r.rootpath = rootpath;
+    if (sha256 !== undefined) r.sha256 = sha256;
     return r;
   }
 
@@ -285,7 +291,11 @@ export function formatManifest(m: Manifest): string {
     o.kernel = payload(e.kernel);
     if (e.initrd) o.initrd = payload(e.initrd);
     if (e.cmdline !== "") o.cmdline = e.cmdline;
-    if (e.root) o.root = { url: e.root.url, ...(e.root.fstype ? { fstype: e.root.fstype } : {}), ...(e.root.rootpath ? { rootpath: e.root.rootpath } : {}) };
+    if (e.root)
+      o.root = {
+        url: e.root.url, ...(e.root.fstype ? { fstype: e.root.fstype } : {}), ...(e.root.rootpath ? { rootpath: e.root.rootpath } : {}),
+        ...(e.root.sha256 ? { sha256: e.root.sha256 } : {}),
+      };
     return o;
   });
   return JSON.stringify(doc, null, 2) + "\n";

@@ -35,6 +35,8 @@ export interface DaemonConfig {
   events?: boolean;
   /** the agent's clock (s) when it started the daemon, so event times line up */
   t0?: number;
+  /** inetboot.rootsha256: the SHA-256 the store's index must have */
+  indexSha256?: string;
 }
 
 export const DAEMON_ROLE = "nbd-daemon";
@@ -96,7 +98,7 @@ export async function runNbdDaemon(cfg: DaemonConfig) {
         })
       : undefined;
     let source = await openSource(cfg.url, {
-      mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, cacheMount: medium, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
+      mirrors: cfg.mirrors, cacheDir: cfg.cacheDir, cacheFsync: true, indexSha256: cfg.indexSha256, cacheMount: medium, deadlineMs: cfg.deadlineMs ?? 120_000, openDeadlineMs: 20_000, requestTimeoutMs: 10_000,
       // A full stick (or one past inetboot.cachesize) makes room for what this boot reads.
       cacheMaxBytes: cfg.cacheMaxBytes,
       onEvict: (e) => {

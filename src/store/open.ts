@@ -6,7 +6,7 @@ import { stat, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../sys/errors.ts";
 import { redactUrls } from "../fetch/errors.ts";
-import { DEFAULT_INDEX_NAME } from "./chunk-name.ts";
+import { DEFAULT_INDEX_NAME, sha256Hex } from "./chunk-name.ts";
 import { decodeIndex, IndexError, type StoreIndex } from "./format.ts";
 import { DiskCache } from "./fetcher/diskcache.ts";
 import { loadCachedIndex, saveCachedIndex } from "./fetcher/indexcache.ts";
@@ -59,6 +59,9 @@ export interface OpenOptions {
   readAhead?: boolean;
   /** one-line warnings (default: stderr) */
   log?: (line: string) => void;
+  /** HTTP stores: the SHA-256 (hex) the index must have (a signed manifest's root.sha256): any
+   *  other index is refused, on every mirror and in the cache; a raw image is never assumed */
+  indexSha256?: string;
   /** HTTP stores: fetch `<index name>.profile` beside the index in the background and prefetch
    *  the chunks it lists (docs/prefetch.md). Default off. */
   prefetch?: boolean | PrefetchOptions;
@@ -163,13 +166,23 @@ function failureKind(e: unknown): "missing" | "refused" | "down" {
   return e.final || refusedStatus(e.status) ? "refused" : "down";
 }
 
-async function fetchIndex(url: string, pool: HttpPool, signal?: AbortSignal): Promise<IndexAnswer> {
+/** An index pinned by its SHA-256 (a signed manifest's root.sha256, inetboot.rootsha256=): any
+ *  other, however valid, is a bad answer. */
+function pinMismatch(bytes: Uint8Array, pin: string | undefined): string | null {
+  if (pin === undefined) return null;
+  const have = sha256Hex(bytes);
+  return have === pin ? null : `not the index the boot manifest signed (sha256 ${have.slice(0, 16)}…, expected ${pin.slice(0, 16)}…)`;
+}
+
+async function fetchIndex(url: string, pool: HttpPool, signal?: AbortSignal, pin?: string): Promise<IndexAnswer> {
   let bytes: Uint8Array;
   try {
     bytes = await pool.get(url, undefined, signal);
   } catch (e) {
     return { url, kind: failureKind(e), message: (e as Error).message?.split("\n")[0] ?? String(e) };
   }
+  const pinned = pinMismatch(bytes, pin);
+  if (pinned) return { url, kind: "bad", message: `${redactUrls(url)}: ${pinned}` };
   try {
     return { url, kind: "ok", bytes, index: decodeIndex(bytes) };
   } catch (e) {
@@ -179,11 +192,11 @@ async function fetchIndex(url: string, pool: HttpPool, signal?: AbortSignal): Pr
 }
 
 /** Asks every URL at once; resolves with the first valid index, or once all have answered. */
-function firstIndex(urls: string[], pool: HttpPool): Promise<IndexAnswer[]> {
+function firstIndex(urls: string[], pool: HttpPool, pin?: string): Promise<IndexAnswer[]> {
   return new Promise((resolve, reject) => {
     const answers: IndexAnswer[] = [];
     for (const url of urls)
-      fetchIndex(url, pool).then((a) => {
+      fetchIndex(url, pool, undefined, pin).then((a) => {
         answers.push(a);
         if (a.kind === "ok" || answers.length === urls.length) resolve([...answers]);
       }, reject);
@@ -191,19 +204,19 @@ function firstIndex(urls: string[], pool: HttpPool): Promise<IndexAnswer[]> {
 }
 
 /** The primary first (the usual case: one request), then all the mirrors at once. */
-async function askBases(urls: string[], pool: HttpPool): Promise<IndexAnswer[]> {
-  const first = await fetchIndex(urls[0]!, pool);
+async function askBases(urls: string[], pool: HttpPool, pin?: string): Promise<IndexAnswer[]> {
+  const first = await fetchIndex(urls[0]!, pool, undefined, pin);
   if (first.kind === "ok" || urls.length === 1) return [first];
-  return [first, ...(await firstIndex(urls.slice(1), pool))];
+  return [first, ...(await firstIndex(urls.slice(1), pool, pin))];
 }
 
 /** Asks the bases that were down again, with backoff, until the deadline; null if none answers. */
-async function retryDown(answers: IndexAnswer[], pool: HttpPool, deadlineMs: number): Promise<GoodIndex | null> {
+async function retryDown(answers: IndexAnswer[], pool: HttpPool, deadlineMs: number, pin?: string): Promise<GoodIndex | null> {
   const down = answers.filter((a) => a.kind === "down").map((a) => ({ name: a.url }));
   const set = new MirrorSet(down, { deadlineMs: Math.max(0, deadlineMs), attemptTimeoutMs: pool.timeoutMs });
   return set
     .run(`index ${answers[0]!.url}`, async (m, signal) => {
-      const a = await fetchIndex(m.name, pool, signal);
+      const a = await fetchIndex(m.name, pool, signal, pin);
       if (a.kind !== "ok") throw new Error(a.message);
       return a;
     })
@@ -233,6 +246,8 @@ async function probeHttp(
   offline?: OfflineIndex,
   /** told once when no base answered and the wait for one begins (a long silence otherwise) */
   waiting?: (line: string) => void,
+  /** SHA-256 (hex) the index must have: a pinned store, never a raw image */
+  pin?: string,
 ): Promise<Probe> {
   const start = performance.now();
   let loc: { base: string; indexName: string };
@@ -245,18 +260,19 @@ async function probeHttp(
   const location: StoreLocation = { kind: "http", bases, indexName: loc.indexName };
   const primaryIndex = loc.base + loc.indexName;
   // (a spec ending in / or naming a .index file cannot be a raw image)
-  const rawSpec = loc.indexName === DEFAULT_INDEX_NAME && !spec.endsWith("/");
-  const answers = await askBases(bases.map((b) => b + loc.indexName), pool);
+  const rawSpec = pin === undefined && loc.indexName === DEFAULT_INDEX_NAME && !spec.endsWith("/");
+  const answers = await askBases(bases.map((b) => b + loc.indexName), pool, pin);
   let found = answers.find((a): a is GoodIndex => a.kind === "ok") ?? null;
   // A cached index makes waiting out the deadline pointless: boot from it (chunks the cache lacks
   // still fail over to mirrors that come back).
-  const cached = !found && offline ? await loadCachedIndex(offline.cacheDir, primaryIndex) : null;
+  let cached = !found && offline ? await loadCachedIndex(offline.cacheDir, primaryIndex) : null;
+  if (cached && pinMismatch(cached.bytes, pin)) cached = null; // (an older version of the store)
   if (!found && !cached && answers.some((a) => a.kind === "down") && !looksRaw(answers, rawSpec)) {
     const left = deadlineMs - (performance.now() - start);
     const down = answers.filter((a) => a.kind === "down").map((a) => (a as Exclude<IndexAnswer, GoodIndex>).message);
     // (progress for a wait long enough to look like a hang; a short one just ends in the error)
     if (left >= 5000) waiting?.(`store index: ${redactUrls(down.join("; "))}; trying again for up to ${Math.round(left / 1000)} s`);
-    found = await retryDown(answers, pool, left);
+    found = await retryDown(answers, pool, left, pin);
   }
   if (found) {
     if (offline) await saveCachedIndex(offline.cacheDir, primaryIndex, found.bytes, offline.group).catch(() => {}); // a read-only cache is no error
@@ -404,7 +420,7 @@ export async function openSource(spec: string, opts: OpenOptions): Promise<Block
     if (opts.prefetch) layer = startPrefetch(layer, store.index, store.location, pool, opts, log);
     return new StoreReader(store.index, layer);
   }
-  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log, group: opts.cacheFsync ? groupCommit(opts.cacheDir, opts.cacheMount) : undefined } : undefined, log);
+  const probe = await probeHttp(spec, opts.mirrors, pool, opts.openDeadlineMs ?? deadlineMs, opts.cacheDir ? { cacheDir: opts.cacheDir, log, group: opts.cacheFsync ? groupCommit(opts.cacheDir, opts.cacheMount) : undefined } : undefined, log, opts.indexSha256);
   if (probe.kind === "store") {
     const { index, location } = probe.store;
     opts.onIndex?.(index);

@@ -27,8 +27,10 @@ const ib = (...args: string[]) => run([BIN, ...args]);
 const MODULES = "virtio_net,virtio_pci,nbd,squashfs,overlay,loop";
 
 function manifest(dir: string, name: string, version: number, extra: string[] = []) {
+  // (the root's URL is the guest's view of the host: its index is pinned from the file here)
+  const rootSha = new Bun.CryptoHasher("sha256").update(readFileSync(join(www, "root/index"))).digest("hex");
   ib("manifest", "--name", name, "--version", String(version), "--kernel", join(www, "boot/vmlinuz"), "--initrd", join(www, "boot/initrd"),
-    "--cmdline", "console=ttyS0 panic=-1 quiet inetboot.stage2", "--root", `${base}/root/`, "--rootfstype", "squashfs",
+    "--cmdline", "console=ttyS0 panic=-1 quiet inetboot.stage2", "--root", `${base}/root/`, "--rootfstype", "squashfs", "--root-sha256", rootSha,
     "--entry-name", "busybox", "--title", "Busybox root over NBD", "--out", join(dir, `${name}.json`), ...extra);
 }
 
@@ -107,6 +109,8 @@ test(
       // Stage 2: a second agent.start with the entry's command line.
       const s2 = await g.waitFor((x) => x.events().filter((e) => e.ev === "agent.start")[1], 120_000, "stage 2 agent.start");
       expect(String(s2.cmdline)).toContain("inetboot.stage2");
+      // the signed root.sha256 went on to stage 2, which booted the root only with that index
+      expect(String(s2.cmdline)).toMatch(/ inetboot\.rootsha256=[0-9a-f]{64}\b/);
       await g.waitText(/ROOT-DONE/, 150_000);
       const all = g.events();
       const after = all.slice(all.findIndex((e, i) => e.ev === "agent.start" && i > 0));

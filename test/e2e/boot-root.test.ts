@@ -136,6 +136,8 @@ describe("network root failures end in the rescue shell", () => {
     ["store unreachable", "inetboot.root=http://10.0.2.2:9/nothing/", /NBD server|refused|unreachable/i],
     ["not a filesystem", `inetboot.root=__SERVE__junk/`, /not a filesystem/],
     ["init missing", `inetboot.root=__SERVE__squashfs/ init=/sbin/no-such-init`, /init=\/sbin\/no-such-init/],
+    // a signed manifest's pin (root.sha256) that the served index does not match: not booted
+    ["another index than the pinned one", `inetboot.root=__SERVE__squashfs/ inetboot.rootsha256=${"0".repeat(64)}`, /not the index the boot manifest signed \(sha256 [0-9a-f]{16}…, expected 0000000000000000…\)/],
   ];
   for (const [name, append, why] of cases) {
     test(

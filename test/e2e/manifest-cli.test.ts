@@ -198,3 +198,20 @@ test("--check takes no build option (it would be ignored) and needs a value", ()
   expectFail(cli("manifest", "--check", "boot.json", "--kernel", "vmlinuz", "--out", "x.json"), /^inetboot: --check verifies a manifest; it does not take --kernel, --out$/);
   expectFail(cli("manifest", "--check", ""), /^inetboot: --check needs a manifest file or URL$/);
 });
+
+test("--root pins the store's index (read beside the manifest): root.sha256; without an index there, a warning", () => {
+  const www = join(dir, "pinned");
+  mkdirSync(www, { recursive: true });
+  writeFileSync(join(dir, "root.img"), new Uint8Array(200_000).map((_, i) => (i * 13) & 0xff));
+  expect(cli("pack", join(dir, "root.img"), join(www, "store")).code).toBe(0);
+  const out = join(www, "boot.json");
+  const r = cli("manifest", "--name", "demo", "--version", "1", "--kernel", "vmlinuz", "--cmdline", "quiet", "--root", "store/", "--out", out);
+  expect(r.code).toBe(0);
+  const root = JSON.parse(readFileSync(out, "utf8")).entries[0].root;
+  expect(root).toEqual({ url: "store/", sha256: sha256(readFileSync(join(www, "store/index"))) });
+  const missing = cli("manifest", "--name", "demo", "--version", "1", "--kernel", "vmlinuz", "--cmdline", "quiet", "--root", "nostore/", "--out", join(www, "b2.json"));
+  expect(missing.code).toBe(0);
+  expect(missing.err).toContain(`warning: root nostore/: no store index at ${join(www, "nostore/index")} (ENOENT): the signature does not cover the root`);
+  expect(JSON.parse(readFileSync(join(www, "b2.json"), "utf8")).entries[0].root).toEqual({ url: "nostore/" });
+  expectFail(cli("manifest", "--name", "demo", "--version", "1", "--kernel", "vmlinuz", "--root", "store/", "--root-sha256", "xyz"), /^inetboot: bad --root-sha256 "xyz": expected 64 hex digits$/);
+});

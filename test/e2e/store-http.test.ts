@@ -244,6 +244,34 @@ describe("the index: a missing or bad one at one base fails over like chunk read
     }
   });
 
+  test("a pinned index (a signed manifest's root.sha256): any other valid index is refused, on a base or in the cache", async () => {
+    const root = tmp("ibstore-pin-");
+    const good = readFileSync(join(store, "index"));
+    const pin = new Bun.CryptoHasher("sha256").update(good).digest("hex");
+    // another store's index: valid, just not the one signed (an older or a foreign version)
+    const otherImg = join(root, "other.img");
+    writeFileSync(otherImg, prng(3 * CS, 99));
+    const other = readFileSync((await packImage(otherImg, join(root, "otherstore"), { chunkSize: CS })).indexPath);
+    const a = serve(root);
+    storeWith(root, "right", good);
+    storeWith(root, "wrong", other);
+    const src = await openSource(`${a.url}right/`, { mirrors: [], indexSha256: pin });
+    expect(same(await readAll(src), img)).toBe(true);
+    await src.close?.();
+    // the first base has another index: the mirror's, which matches, is used
+    const viaMirror = await openSource(`${a.url}wrong/`, { mirrors: [`${a.url}right/`], indexSha256: pin });
+    expect(viaMirror.size).toBe(img.length);
+    await viaMirror.close?.();
+    // none matches: one line, and no raw image is guessed either
+    const err = await openSource(`${a.url}wrong/`, { mirrors: [], indexSha256: pin, deadlineMs: 3000 }).catch((e) => e);
+    expect(err.message).toMatch(new RegExp(`^${a.url}wrong/index: not the index the boot manifest signed \\(sha256 [0-9a-f]{16}…, expected ${pin.slice(0, 16)}…\\)$`));
+    // a cached copy of another index is no way around it
+    const cacheDir = join(root, "cache");
+    await (await openSource(`${a.url}wrong/`, { mirrors: [], cacheDir })).close?.(); // caches "wrong"
+    const cachedErr = await openSource(`${a.url}wrong/`, { mirrors: [], cacheDir, indexSha256: pin, deadlineMs: 3000 }).catch((e) => e);
+    expect(cachedErr.message).toContain("not the index the boot manifest signed");
+  });
+
   test("no base has a valid index: one line naming each failure; one URL keeps its own words", async () => {
     const root = tmp("ibstore-noidx-");
     storeWith(root, "corrupt", corrupt());

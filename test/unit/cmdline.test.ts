@@ -67,6 +67,13 @@ describe("parsePlan", () => {
     expect(bad.cache).toEqual({ kind: "auto" });
     expect(bad.warnings[0]).toContain("inetboot.cache=floppy");
   });
+  test("inetboot.rootsha256 pins the root's index; a malformed one is a warning and a pin nothing matches", () => {
+    const h = "AB".repeat(32);
+    expect(parsePlan(`inetboot.root=http://h/s/ inetboot.rootsha256=${h}`).rootSha256).toBe(h.toLowerCase());
+    const bad = parsePlan("inetboot.root=http://h/s/ inetboot.rootsha256=xyz");
+    expect(bad.rootSha256).toBe("invalid"); // never booted unpinned: no index has this digest
+    expect(bad.warnings).toEqual(["inetboot.rootsha256=xyz: expected 64 hex digits (the SHA-256 of the root store's index)"]);
+  });
   test("a malformed ip= is reported where the line is checked (the boot would refuse it)", () => {
     expect(parsePlan("ip=garbage").warnings).toEqual(["ip=: bad value 'garbage'"]);
     expect(parsePlan("ip=1.2.3").warnings).toEqual(["ip=: bad value '1.2.3'"]);

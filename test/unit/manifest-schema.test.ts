@@ -157,3 +157,14 @@ describe("strict JSON", () => {
     }
   });
 });
+
+test("root.sha256 (the pin of the root store's index) round-trips, lowercased, and must be 64 hex digits; stage 2 gets it", async () => {
+  const doc = mutate((d) => (d.entries[0].root.sha256 = "AB".repeat(32)));
+  const m = parseManifest(new TextEncoder().encode(JSON.stringify(doc)));
+  expect(m.entries[0]!.root!.sha256).toBe("ab".repeat(32));
+  expect(parseManifest(new TextEncoder().encode(formatManifest(m))).entries[0]!.root!.sha256).toBe("ab".repeat(32));
+  expect(problem(mutate((d) => (d.entries[0].root.sha256 = "12"))).message).toMatch(/entries\[0\]\.root\.sha256: expected 64 hex digits, got 2$/);
+  const { stage2Cmdline } = await import("../../src/boot/manifest-boot.ts");
+  const line = stage2Cmdline(m.entries[0]!, { logJson: false } as never, "http://h/store/");
+  expect(line).toBe(`quiet inetboot.root=http://h/store/ inetboot.rootfstype=squashfs inetboot.rootpath=/live/fs inetboot.rootsha256=${"ab".repeat(32)}`);
+});

@@ -6,7 +6,7 @@ import { UserError } from "../../sys/errors.ts";
 import { CA_OPTION, collectRepeated, NETRC_OPTION, useUrlOptions } from "../options.ts";
 
 /** Options that only build a manifest (--check ignores them). */
-const BUILD_ONLY = ["name", "version", "kernel", "initrd", "cmdline", "root", "rootfstype", "rootpath", "entry-name", "title", "default", "expires", "base-url", "mirror", "timeout", "add-to", "out"] as const;
+const BUILD_ONLY = ["name", "version", "kernel", "initrd", "cmdline", "root", "rootfstype", "rootpath", "root-sha256", "entry-name", "title", "default", "expires", "base-url", "mirror", "timeout", "add-to", "out"] as const;
 
 export default defineCommand({
   meta: { name: "manifest", description: "Build a boot manifest (one entry per run; --add-to appends), or --check one as the agent would" },
@@ -19,6 +19,7 @@ export default defineCommand({
     root: { type: "string", description: "Block store URL to use as root after kexec (relative or absolute)" },
     rootfstype: { type: "string", description: "Filesystem type of the root image" },
     rootpath: { type: "string", description: "Path inside the root image to loop-mount" },
+    "root-sha256": { type: "string", description: "SHA-256 of the root store's index (default: read from the store, local beside the manifest or over http)" },
     "entry-name": { type: "string", description: "Entry id for inetboot.entry= (default: the manifest name; required with --add-to)" },
     title: { type: "string", description: "Menu title of the entry (default: the entry name)" },
     default: { type: "boolean", description: "Make this the default entry" },
@@ -66,6 +67,7 @@ export default defineCommand({
         root: a.root,
         rootfstype: a.rootfstype,
         rootpath: a.rootpath,
+        rootSha256: a["root-sha256"],
         entryName: a["entry-name"],
         title: a.title,
         default: !!a.default,
