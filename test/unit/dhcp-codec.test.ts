@@ -2,7 +2,7 @@
 // and RFC 3442 (classless routes), plus round trips.
 import { describe, expect, test } from "bun:test";
 import { decode, DhcpDecodeError, encode, encodingLength, FLAG_BROADCAST, MSG, packet, type DhcpPacket } from "../../src/net/dhcp/codec.ts";
-import { decodeClasslessRoutes, encodeClasslessRoutes } from "../../src/net/dhcp/options.ts";
+import { decodeClasslessRoutes, encodeClasslessRoutes, type DhcpOptions } from "../../src/net/dhcp/options.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const zeros = (n: number) => "00".repeat(n);
@@ -88,17 +88,30 @@ describe("decode", () => {
     ["hlen > 16", "02 01 11 00" + OFFER_HEADER.slice(11) + "ff"],
     ["option runs past the end", OFFER_HEADER + "06 08 01020304"],
     ["option without length byte", OFFER_HEADER + "06"],
-    ["subnet of 3 bytes", OFFER_HEADER + "01 03 ffffff ff"],
-    ["dns of 6 bytes", OFFER_HEADER + "06 06 010203040506 ff"],
-    ["mtu of 1 byte", OFFER_HEADER + "1a 01 05 ff"],
     ["message type of 2 bytes", OFFER_HEADER + "35 02 0102 ff"],
-    ["121 width 33", OFFER_HEADER + "79 05 21 01020304 ff"],
-    ["121 truncated router", OFFER_HEADER + "79 04 08 0a c0a8 ff"],
-    ["121 empty", OFFER_HEADER + "79 00 ff"],
   ];
   for (const [name, h] of bad) {
     test(`rejects: ${name}`, () => {
       expect(() => decode(hex(h))).toThrow(DhcpDecodeError);
+    });
+  }
+  // One malformed option costs that option, not the offer (as with the kernel's ipconfig)
+  const dropped: [string, string, number, keyof DhcpOptions][] = [
+    ["subnet of 3 bytes", "01 03 ffffff", 1, "subnetMask"],
+    ["dns of 6 bytes", "06 06 010203040506", 6, "dns"],
+    ["mtu of 1 byte", "1a 01 05", 26, "mtu"],
+    ["121 width 33", "79 05 21 01020304", 121, "classlessRoutes"],
+    ["121 truncated router", "79 04 08 0a c0a8", 121, "classlessRoutes"],
+    ["121 empty", "79 00", 121, "classlessRoutes"],
+    ["empty hostname", "0c 00", 12, "hostname"],
+  ];
+  for (const [name, opt, code, field] of dropped) {
+    test(`drops the option, keeps the packet: ${name}`, () => {
+      const p = decode(hex(OFFER_HEADER + "35 01 02 " + opt + " 33 04 00000e10 ff"));
+      expect(p.options.messageType).toBe(2);
+      expect(p.options.leaseTime).toBe(3600); // the options after it are read
+      expect(p.options[field]).toBeUndefined();
+      expect(p.options.malformed).toEqual([code]);
     });
   }
   test("rejects a bad offset", () => {

@@ -138,7 +138,7 @@ export async function acquireLease(o: DhcpClientOptions): Promise<DhcpLease> {
     if (!offer) break;
     offers++;
     const serverId = offer.options.serverId ?? offer.siaddr;
-    step("dhcp.offer", { iface: ifname, xid, address: offer.yiaddr, server: serverId });
+    step("dhcp.offer", { iface: ifname, xid, address: offer.yiaddr, server: serverId, ...(offer.options.malformed ? { malformed: offer.options.malformed } : {}) });
 
     const reply = await exchange(
       (secs) =>

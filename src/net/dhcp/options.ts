@@ -50,6 +50,9 @@ export interface RawOption {
 }
 
 export interface DhcpOptions {
+  /** codes of options that were malformed and left out (the packet is still used, as the kernel's
+   *  ipconfig and dhclient use it: one bad option must not cost a whole offer) */
+  malformed?: number[];
   messageType?: number;
   subnetMask?: string;
   routers?: string[];
@@ -153,7 +156,19 @@ export function decodeClasslessRoutes(d: Uint8Array): ClasslessRoute[] {
 export function interpretOptions(raw: Map<number, Uint8Array[]>): DhcpOptions {
   const o: DhcpOptions = {};
   for (const [code, parts] of raw) {
-    const d = concatBytes(parts);
+    try {
+      interpretOne(o, code, concatBytes(parts));
+    } catch (e) {
+      // without a valid message type the packet means nothing: that one stays fatal
+      if (code === OPT.MESSAGE_TYPE || !(e instanceof DhcpDecodeError)) throw e;
+      (o.malformed ??= []).push(code);
+    }
+  }
+  return o;
+}
+
+function interpretOne(o: DhcpOptions, code: number, d: Uint8Array): void {
+  {
     switch (code) {
       case OPT.MESSAGE_TYPE: o.messageType = u8(code, d); break;
       case OPT.SUBNET_MASK: o.subnetMask = ip(code, d); break;
@@ -175,7 +190,6 @@ export function interpretOptions(raw: Map<number, Uint8Array[]>): DhcpOptions {
         (o.other ??= []).push({ code, data: Uint8Array.from(d) });
     }
   }
-  return o;
 }
 
 // ---------- encoding ----------
