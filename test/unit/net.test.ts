@@ -129,3 +129,11 @@ describe("resolv.conf and hosts", () => {
     );
   });
 });
+
+test("resolv.conf and hosts take DNS names only: a DHCP server's newline cannot add lines", async () => {
+  const { resolvConfText, hostsText } = await import("../../src/net/resolv.ts");
+  expect(resolvConfText(["10.0.2.3"], "lab.example")).toBe("# written by inetboot\nsearch lab.example\nnameserver 10.0.2.3\n");
+  expect(resolvConfText(["10.0.2.3"], "x\nnameserver 6.6.6.6")).toBe("# written by inetboot\nnameserver 10.0.2.3\n");
+  expect(hostsText("box\n1.2.3.4 evil", "10.0.2.15")).not.toContain("evil");
+  expect(hostsText("box", "10.0.2.15", "lab.example")).toContain("10.0.2.15\tbox.lab.example box");
+});
