@@ -165,21 +165,21 @@ export function parsePlan(cmdline: string): BootPlan {
         break;
       }
       case "entry": if (value) plan.entry = value; break;
-      case "shell": plan.shell = value === undefined || !/^(0|no|off|false)$/.test(value); break;
+      case "shell": plan.shell = value === undefined || !/^(0|no|off|false)$/i.test(value); break;
       case "log":
         if (value === "json") plan.logJson = true;
-        else plan.warnings.push(`inetboot.log=${value}: only 'json' is known`);
+        else plan.warnings.push(`inetboot.log${value === undefined ? "" : `=${value}`}: only inetboot.log=json is known`);
         break;
       case "modules": plan.modules.push(...(value ?? "").split(",").map((s) => s.trim()).filter(Boolean)); break;
       case "fill":
-        if (value === undefined || value === "" || /^(1|yes|on|true)$/.test(value)) plan.fill = true;
-        else if (/^(0|no|off|false)$/.test(value)) plan.fill = false;
+        if (value === undefined || value === "" || /^(1|yes|on|true)$/i.test(value)) plan.fill = true;
+        else if (/^(0|no|off|false)$/i.test(value)) plan.fill = false;
         else plan.warnings.push(`inetboot.fill=${value}: expected on or off; filling the cache`);
         break;
       case "record": {
         // Bare, or the length of the recording window in seconds (inetboot.record=40).
         if (value === undefined || value === "") plan.record = true;
-        else if (/^(0|no|off|false)$/.test(value)) plan.record = false;
+        else if (/^(0|no|off|false)$/i.test(value)) plan.record = false;
         else if (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0) (plan.record = true), (plan.recordSeconds = Number(value));
         else plan.warnings.push(`inetboot.record=${value}: expected a number of seconds (or no value); not recording`);
         break;

@@ -128,3 +128,11 @@ describe("parsePlan", () => {
     expect(parsePlan("inetboot.shell=0").shell).toBe(false);
   });
 });
+
+test("on/off values in any case; a bare inetboot.log names no 'undefined'", () => {
+  expect(parsePlan("inetboot.shell=No").shell).toBe(false);
+  expect(parsePlan("inetboot.shell=OFF").shell).toBe(false);
+  expect(parsePlan("inetboot.fill=OFF").fill).toBe(false);
+  expect(parsePlan("inetboot.fill=OFF").warnings).toEqual([]);
+  expect(parsePlan("inetboot.log").warnings).toEqual(["inetboot.log: only inetboot.log=json is known"]);
+});
