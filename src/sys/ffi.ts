@@ -214,7 +214,13 @@ export function execve(path: string, argv: string[], envp: string[]): never {
 export const AF = { UNIX: 1, INET: 2, NETLINK: 16, PACKET: 17 } as const;
 export const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const SOL = { SOCKET: 1, IP: 0 } as const;
-export const SO = { REUSEADDR: 2, BROADCAST: 6, BINDTODEVICE: 25, RCVBUF: 8 } as const;
+export const SO = { REUSEADDR: 2, BROADCAST: 6, BINDTODEVICE: 25, RCVBUF: 8, RCVTIMEO: 20 } as const;
+
+/** SO_RCVTIMEO: a blocking receive on `fd` fails (EAGAIN) after `seconds`; 0 waits forever. */
+export function setReceiveTimeout(fd: number, seconds: number) {
+  const tv = new BigInt64Array([BigInt(Math.floor(seconds)), 0n]); // struct timeval (64-bit)
+  setsockopt(fd, SOL.SOCKET, SO.RCVTIMEO, new Uint8Array(tv.buffer), "SO_RCVTIMEO");
+}
 
 export function socket(domain: number, type: number, protocol = 0): number {
   return check(libc().socket(domain, type, protocol), `socket(${domain}, ${type})`);

@@ -4,7 +4,7 @@
 // NBD_CMD_CONNECT so no thread has to sit in NBD_DO_IT.
 import { existsSync, readFileSync } from "node:fs";
 import {
-  AF, SOCK, socket, connect, closeFd, sendto, recvfrom, sockaddrUn, bind, SysError,
+  AF, SOCK, socket, connect, closeFd, sendto, recvfrom, sockaddrUn, bind, SysError, setReceiveTimeout,
 } from "../../sys/ffi.ts";
 import { UserError } from "../../sys/errors.ts";
 import {
@@ -29,7 +29,8 @@ function readExact(fd: number, n: number, what: string): Uint8Array {
   while (off < n) {
     const r = recvfrom(fd, out.subarray(off), undefined, what);
     if (r === 0) throw new UserError(`${what}: the NBD server closed the connection during the handshake`);
-    if (r < 0) continue;
+    // EAGAIN on this blocking socket: its receive timeout (SO_RCVTIMEO) passed
+    if (r < 0) throw new SysError(what, 11);
     off += r;
   }
   return out;
@@ -105,12 +106,23 @@ export interface Attached {
 }
 
 /** Connects to the NBD server on `socketPath` and gives the connection to /dev/nbdN. */
-export function attachNbd(o: { socketPath: string; exportName?: string; index?: number; timeoutS?: number }): Attached {
+export function attachNbd(o: { socketPath: string; exportName?: string; index?: number; timeoutS?: number; handshakeTimeoutS?: number }): Attached {
+  const handshakeS = o.handshakeTimeoutS ?? 30;
   const fd = socket(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC);
   let nl = -1;
   try {
     connect(fd, sockaddrUn(o.socketPath), `connect(${o.socketPath})`);
-    const info = handshake(fd, o.exportName ?? "");
+    // PID 1 waits on these reads with its event loop stopped: a daemon that accepted and went
+    // silent must end in an error (and the shell), not a console frozen forever
+    setReceiveTimeout(fd, handshakeS);
+    let info: ReturnType<typeof handshake>;
+    try {
+      info = handshake(fd, o.exportName ?? "");
+    } catch (e) {
+      if (e instanceof SysError && e.errno === 11) throw new UserError(`nbd handshake with ${o.socketPath}: no answer in ${handshakeS} s`);
+      throw e;
+    }
+    setReceiveTimeout(fd, 0); // the kernel's NBD driver has timeouts of its own: none of ours on its socket
     nl = socket(AF.NETLINK, SOCK.RAW | SOCK.CLOEXEC, NETLINK_GENERIC);
     bind(nl, new Uint8Array(12).fill(0).map((v, i) => (i === 0 ? AF.NETLINK : v)), "bind(netlink)");
     const family = nbdFamily(nl);
