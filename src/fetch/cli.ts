@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../sys/errors.ts";
+import { onInterrupt } from "../sys/interrupt.ts";
 import { consoleProgress } from "./progress.ts";
 import { fetchFile } from "./fetch.ts";
 import { useNetrcFile } from "./netrc.ts";
@@ -51,20 +52,14 @@ export async function runFetchCli(a: FetchCliArgs): Promise<void> {
   if (toStdout) {
     const tmp = await mkdtemp(join(tmpdir(), "inetboot-fetch-"));
     // Ctrl-C must not leave the staged body (possibly GBs) behind in the temp dir
-    const onSignal = (sig: NodeJS.Signals) => {
-      rmSync(tmp, { recursive: true, force: true });
-      process.exit(sig === "SIGINT" ? 130 : 143);
-    };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    const forget = onInterrupt(() => rmSync(tmp, { recursive: true, force: true }));
     try {
       const dest = join(tmp, "body");
       const r = await fetchFile(a.url, { ...common, dest });
       await copyToStdout(dest);
       process.stderr.write(`${r.sha256} ${r.size}\n`);
     } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      forget();
       await rm(tmp, { recursive: true, force: true });
     }
     return;

@@ -8,7 +8,8 @@ import { UserError } from "../sys/errors.ts";
 import { CpioEncoder } from "./cpio.ts";
 import { isElfFile } from "./elf.ts";
 import { mirrorHostPath, sharedLibClosure } from "./libs.ts";
-import { openSink, DEFAULT_COMPRESSION, type ArchiveSink, type Compression } from "./sink.ts";
+import { openSink, DEFAULT_COMPRESSION, type Compression } from "./sink.ts";
+import { onInterrupt } from "../sys/interrupt.ts";
 import { ArchiveTree } from "./tree.ts";
 import { ALLOW_UNSIGNED_PATH, formatPublicKey, readPublicKeyFile, TRUSTED_DIR } from "../manifest/keys.ts";
 import { loadKernelModules, type KernelModules } from "../kmod/tree.ts";
@@ -304,21 +305,6 @@ function checkOut(out: string): void {
   if (st && !st.isFile()) throw new UserError(`--out ${out}: exists and is not a regular file`);
 }
 
-/** Until the returned function is called, SIGINT/SIGTERM remove the partial output (the sink's
- *  temporary file, its zstd child) and exit 130/143 as a shell reports them. */
-function abortOnSignal(sink: ArchiveSink): () => void {
-  const on = (sig: NodeJS.Signals) => {
-    sink.abort();
-    process.exit(sig === "SIGINT" ? 130 : 143);
-  };
-  process.on("SIGINT", on);
-  process.on("SIGTERM", on);
-  return () => {
-    process.off("SIGINT", on);
-    process.off("SIGTERM", on);
-  };
-}
-
 /** The writing loop only awaits settled promises (sync reads and writes, lz4 on this thread): a
  *  turn of the event loop now and then lets a signal's handler run mid-build. */
 const yieldToSignals = () => new Promise<void>((r) => setImmediate(r));
@@ -333,7 +319,8 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
   for (const [, n] of entries) total += n.kind === "file" ? n.size : 0;
   const compress = opts.compress ?? DEFAULT_COMPRESSION;
   const sink = openSink(opts.out, compress, opts.level);
-  const forget = abortOnSignal(sink);
+  // Ctrl-C: the partial output goes (the sink's temporary file, its zstd child)
+  const forget = onInterrupt(() => sink.abort());
   // High levels on a ~110 MB agent take a minute or more (zstd -19 -T0: ~75 s on 2 cores).
   if (compress === "zstd" && (opts.level ?? 0) >= 10) opts.log?.(`compressing with zstd -${opts.level} (slow for a large agent)`);
   const enc = new CpioEncoder();

@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../sys/errors.ts";
 import { buildGrubConfig, INITRD_PATH, KERNEL_PATH, type GrubMenu } from "./grub-config.ts";
-import { needTool, onInterrupt, runTool, tempBeside } from "./tools.ts";
+import { onInterrupt } from "../sys/interrupt.ts";
+import { needTool, runTool, tempBeside } from "./tools.ts";
 
 export const DEFAULT_KERNEL = "build/kernel/vmlinuz";
 export const DEFAULT_INITRD = "build/initramfs.cpio.zst";

@@ -1,9 +1,10 @@
 // Host tools the media builders drive (grub-mkrescue, grub-mkimage, mtools): find them or say which
 // Debian package brings them, and run them with their stderr tail in the error. A build that is
-// interrupted (SIGINT/SIGTERM) ends the tools it started and removes its temporaries (onInterrupt).
+// interrupted (SIGINT/SIGTERM) ends the tools it started and removes its temporaries (sys/interrupt.ts).
 import { basename, dirname, join } from "node:path";
 import type { Subprocess } from "bun";
 import { UserError } from "../sys/errors.ts";
+import { interrupting, onInterrupt } from "../sys/interrupt.ts";
 
 const SEARCH_PATH = `${process.env.PATH ?? ""}:/usr/sbin:/sbin`; // losetup, blockdev live in sbin
 
@@ -14,13 +15,6 @@ export function needTool(tool: string, pkg: string): string {
   return p;
 }
 
-/** Tools running now, each the leader of its own process group (its helpers, e.g. grub-mkrescue's
- *  xorriso, are in it): a signal to us ends the whole group, so none goes on as an orphan. */
-const running = new Set<Subprocess>();
-/** What an interrupt must undo, registered by the builds under way. */
-const undos = new Set<() => void>();
-let stopping = false;
-
 /** Runs argv to completion; on failure one line naming the tool, then the tail of its stderr. */
 export async function runTool(argv: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<string> {
   const p = Bun.spawn(argv, {
@@ -29,12 +23,18 @@ export async function runTool(argv: string[], opts: { env?: Record<string, strin
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
-    detached: true, // its own process group (see `running`)
+    // its own process group: an interrupt ends the tool with its helpers (grub-mkrescue's
+    // xorriso), so none goes on as an orphan writing into what the build's undo removes
+    detached: true,
   });
-  running.add(p);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]).finally(() => running.delete(p));
-  // Killed by our interrupt handler: it exits the process; no "failed" line may race it.
-  if (stopping) await new Promise(() => {});
+  const forget = onInterrupt(async () => {
+    killGroup(p, "SIGTERM");
+    await Promise.race([p.exited, Bun.sleep(2000)]); // a moment to exit; then no more
+    killGroup(p, "SIGKILL"); // helpers that outlived their leader
+  });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]).finally(forget);
+  // Killed by the interrupt: the process is exiting; no "failed" line may race it.
+  if (interrupting()) await new Promise(() => {});
   if (code !== 0) {
     const tail = err.trim().split("\n").filter(Boolean).slice(-3).join(" | ");
     throw new UserError(`${argv[0]!.split("/").pop()} failed (exit ${code}): ${tail || "no message"}`);
@@ -48,47 +48,10 @@ export function tempBeside(out: string): string {
   return join(dirname(out), `${basename(out)}.tmp-${process.pid}`);
 }
 
-/** Until the returned function is called, SIGINT/SIGTERM end the running tools, run `undo`
- *  (synchronous: remove the build's temporaries) and exit 130/143, as a shell reports them. */
-export function onInterrupt(undo: () => void): () => void {
-  if (undos.size === 0) {
-    process.on("SIGINT", interrupted);
-    process.on("SIGTERM", interrupted);
-  }
-  undos.add(undo);
-  return () => {
-    undos.delete(undo);
-    if (undos.size === 0) {
-      process.off("SIGINT", interrupted);
-      process.off("SIGTERM", interrupted);
-    }
-  };
-}
-
-async function interrupted(sig: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  const tools = [...running];
-  killGroups(tools, "SIGTERM");
-  // Tools get a moment to exit (and stop writing into what we remove); then no more.
-  await Promise.race([Promise.all(tools.map((p) => p.exited)), Bun.sleep(2000)]);
-  killGroups(tools, "SIGKILL"); // helpers that outlived their leader
-  for (const undo of undos) {
-    try {
-      undo();
-    } catch {
-      /* best effort: the others still run */
-    }
-  }
-  process.exit(sig === "SIGINT" ? 130 : 143);
-}
-
-function killGroups(tools: Subprocess[], sig: NodeJS.Signals): void {
-  for (const p of tools) {
-    try {
-      process.kill(-p.pid, sig);
-    } catch {
-      /* the group is gone already */
-    }
+function killGroup(p: Subprocess, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-p.pid, sig);
+  } catch {
+    /* the group is gone already */
   }
 }

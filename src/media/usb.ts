@@ -22,7 +22,8 @@ import { patchBootImg, patchCoreImg } from "./bios-boot.ts";
 import { encodeGpt, GPT_TYPE, randomGuid, SECTOR, type DiskWrite, type GptLayout } from "./gpt.ts";
 import { buildGrubConfig, INITRD_PATH, KERNEL_PATH, type GrubMenu } from "./grub-config.ts";
 import { DEFAULT_INITRD, DEFAULT_KERNEL, GRUB_PLATFORMS, outputPath, requireFile, requireGrubPlatforms, VOLUME_LABEL } from "./iso.ts";
-import { needTool, onInterrupt, runTool, tempBeside } from "./tools.ts";
+import { onInterrupt } from "../sys/interrupt.ts";
+import { needTool, runTool, tempBeside } from "./tools.ts";
 
 export const CACHE_FOLDER = "inetboot-cache";
 export const DEFAULT_SIZE = 1 << 30;

@@ -2,6 +2,7 @@
 // stderr, bad input as UserError (one line, exit 1 via guarded()).
 import { redactUrls } from "../fetch/errors.ts";
 import { UserError } from "../sys/errors.ts";
+import { onInterrupt } from "../sys/interrupt.ts";
 import { IndexError, parseSize } from "./format.ts";
 import { progressLine as progress } from "../cli/progress.ts";
 import { storeInfo, humanBytes } from "./info.ts";
@@ -29,18 +30,12 @@ export async function runPack(image: string, storeDir: string, a: { chunkSize: s
   const t0 = performance.now();
   // Ctrl-C: the chunks already renamed into place are whole and stay (a rerun finds them); the
   // tmp files of chunks still being written go
-  const onSignal = (sig: NodeJS.Signals) => {
-    removePackTemps(storeDir);
-    process.exit(sig === "SIGINT" ? 130 : 143);
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const forget = onInterrupt(() => removePackTemps(storeDir));
   let r: Awaited<ReturnType<typeof packImage>>;
   try {
     r = await packImage(image, storeDir, { chunkSize, name: a.name, level, onProgress: (d, t) => p.update(d, t, "bytes") });
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    forget();
   }
   p.end();
   const secs = (performance.now() - t0) / 1000;
